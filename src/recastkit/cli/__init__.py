@@ -1,0 +1,87 @@
+"""The ``recastkit`` command line: a thin click layer over the library.
+
+Subcommands live in their own modules and are imported only when invoked, so ``--help`` is
+instant. Library errors (:class:`recastkit.exceptions.RecastkitError`) become one line on
+stderr and exit code 2, never a traceback. Nothing in the library imports this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from recastkit import __version__
+
+#: Subcommand name -> "module:attribute" (imported lazily).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sumw": ("recastkit.cli.sumw", "Sums of generator weights from bookkeeping metadata."),
+    "xsec": ("recastkit.cli.xsec", "Import, show and export cross-section catalog records."),
+    "lumi": ("recastkit.cli.lumi", "Integrated luminosity of a campaign, data years or dataset."),
+    "scale": ("recastkit.cli.scale", "Normalize a histogram to σ × ε × k × L / Σw."),
+    "select": ("recastkit.cli.select", "Fill weighted histograms from events (skimming step)."),
+    "fit": ("recastkit.cli.fit", "CLs scan and upper limits for a scaled signal."),
+    "cls": ("recastkit.cli.cls", "CLs of any pyhf workspace at a signal strength."),
+    "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from recastkit.exceptions import RecastkitError
+
+        try:
+            return super().invoke(ctx)
+        except RecastkitError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=None, show_time=False, show_path=False, markup=False, rich_tracebacks=False
+    )
+    if not sys.stderr.isatty():
+        handler = logging.StreamHandler()  # type: ignore[assignment]
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("recastkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="recastkit")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def main(verbose: int, quiet: bool) -> None:
+    """recastkit: from a Monte Carlo signal sample to a cross-section limit."""
+    _configure_logging(verbose, quiet)

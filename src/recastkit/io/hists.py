@@ -1,0 +1,314 @@
+"""Histograms in and out of files: ROOT TH1D (uproot), hist/UHI JSON, and two-line text.
+
+The in-memory type is always a one-dimensional :class:`hist.Hist` with ``Weight`` storage
+(sum of weights and sum of squared weights per bin). Formats are chosen by file extension:
+
+- ``.root``: TH1D objects; the variances (``fSumw2``) survive the round trip. Metadata
+  (e.g. the bookkeeping sum of weights recorded by the selection step) is stored as a JSON
+  ``TObjString`` named :data:`METADATA_KEY`.
+- ``.json``: the UHI JSON schema (``uhi.io.json``) used by hist and boost-histogram. A file
+  holds either one histogram or ``{"histograms": {name: hist}, "metadata": {...}}``.
+- ``.txt``: bin edges on line 1, bin contents on line 2, whitespace-separated. recastkit
+  writes a third line with the variances; a file with only two lines is read with
+  variances equal to the contents (Poisson counts), and a warning says so.
+
+Every write is atomic: a temporary file is written and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hist
+import numpy as np
+import uhi.io.json
+import uproot
+from hist import serialization
+
+from recastkit._atomic import atomic_path, write_text_atomic
+from recastkit.exceptions import HistogramError, MissingObjectError
+from recastkit.io.root import key_names, missing_object_error, open_root
+
+log = logging.getLogger(__name__)
+
+#: Name of the JSON ``TObjString`` carrying metadata in recastkit ROOT outputs.
+METADATA_KEY = "recastkit_metadata"
+#: File extensions and the format they select.
+FORMATS: dict[str, str] = {".root": "root", ".json": "json", ".txt": "text"}
+
+
+def histogram_format(path: str | os.PathLike[str]) -> str:
+    """Return ``'root'``, ``'json'`` or ``'text'`` from the file extension.
+
+    Raises:
+        HistogramError: For any other extension, listing the supported ones.
+    """
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        msg = (
+            f"{path}: unsupported histogram file extension {suffix or '(none)'!r}; "
+            f"supported: {', '.join(FORMATS)}"
+        )
+        raise HistogramError(msg) from None
+
+
+def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """Split ``'file.root:h_mjj'`` into the path and the histogram name.
+
+    A spec that names an existing file is taken as a plain path (no histogram name).
+    """
+    text = os.fspath(spec)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    path, _, name = text.rpartition(":")
+    return Path(path), (name or None)
+
+
+def as_weighted(h: Any, name: str = "histogram") -> hist.Hist:
+    """Return ``h`` as a 1D ``hist.Hist`` with Weight storage (a copy if converted).
+
+    Counts-only storages get variances equal to the contents.
+
+    Raises:
+        HistogramError: If ``h`` is not one-dimensional.
+    """
+    if not isinstance(h, hist.Hist):
+        h = hist.Hist(h)
+    if h.ndim != 1:
+        raise HistogramError(f"{name}: expected a one-dimensional histogram, got {h.ndim} axes")
+    if h.storage_type is hist.storage.Weight:
+        return h
+    out = hist.Hist(h.axes[0], storage=hist.storage.Weight(), name=h.name, label=h.label)
+    values = h.values(flow=True)
+    view = out.view(flow=True)
+    view.value = values
+    view.variance = values
+    return out
+
+
+def _from_arrays(edges: np.ndarray, values: np.ndarray, variances: np.ndarray,
+                 name: str = "x") -> hist.Hist:
+    h = hist.Hist(hist.axis.Variable(edges, name=name), storage=hist.storage.Weight())
+    view = h.view()
+    view.value = values
+    view.variance = variances
+    return h
+
+
+def _check_edges(edges: np.ndarray, where: str) -> None:
+    if edges.ndim != 1 or edges.size < 2:
+        raise HistogramError(f"{where}: a histogram needs at least two bin edges")
+    if not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+        raise HistogramError(f"{where}: bin edges must be finite and strictly increasing")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _read_text(path: Path) -> hist.Hist:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if len(lines) not in (2, 3):
+        msg = (
+            f"{path}: the text histogram format is bin edges on line 1 and contents on line 2 "
+            f"(optionally variances on line 3); found {len(lines)} non-empty lines"
+        )
+        raise HistogramError(msg)
+    try:
+        rows = [np.array(ln.replace(",", " ").split(), dtype=np.float64) for ln in lines]
+    except ValueError as exc:
+        raise HistogramError(f"{path}: non-numeric entry ({exc})") from None
+    edges, values = rows[0], rows[1]
+    _check_edges(edges, str(path))
+    if values.size != edges.size - 1:
+        msg = (
+            f"{path}: line 2 has {values.size} contents but line 1 has {edges.size} edges "
+            f"(expected {edges.size - 1} contents)"
+        )
+        raise HistogramError(msg)
+    if len(rows) == 3:
+        variances = rows[2]
+        if variances.size != values.size:
+            msg = f"{path}: line 3 has {variances.size} variances, expected {values.size}"
+            raise HistogramError(msg)
+    else:
+        log.warning("%s: no variances line; assuming Poisson variances equal to the contents",
+                    path)
+        variances = np.abs(values)
+    return _from_arrays(edges, values, variances)
+
+
+def _text(h: hist.Hist) -> str:
+    fmt = "{:.17g}".format
+    edges = " ".join(map(fmt, h.axes[0].edges))
+    values = " ".join(map(fmt, h.values()))
+    variances = h.variances()
+    lines = [edges, values]
+    if variances is not None:
+        lines.append(" ".join(map(fmt, variances)))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- json
+
+
+def _hist_from_uhi(obj: Any, where: str) -> hist.Hist:
+    try:
+        return as_weighted(hist.Hist(serialization.from_uhi(obj)), where)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistogramError(f"{where}: not a UHI JSON histogram ({exc})") from None
+
+
+def _read_json_doc(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"), object_hook=uhi.io.json.object_hook)
+    except json.JSONDecodeError as exc:
+        raise HistogramError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise HistogramError(f"{path}: expected a JSON object")
+    return doc
+
+
+def _json_hists(path: Path) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
+    doc = _read_json_doc(path)
+    if "uhi_schema" in doc or "axes" in doc:
+        return {"h": _hist_from_uhi(doc, str(path))}, {}
+    if "histograms" not in doc or not isinstance(doc["histograms"], dict):
+        msg = f"{path}: expected a UHI histogram or an object with a 'histograms' mapping"
+        raise HistogramError(msg)
+    hists = {k: _hist_from_uhi(v, f"{path}:{k}") for k, v in doc["histograms"].items()}
+    meta = doc.get("metadata", {})
+    return hists, meta if isinstance(meta, dict) else {}
+
+
+def _uhi(h: hist.Hist) -> dict[str, Any]:
+    return serialization.remove_writer_info(serialization.to_uhi(h))
+
+
+def _dump_json(doc: Any) -> str:
+    return json.dumps(doc, default=uhi.io.json.default, indent=2, sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------------- root
+
+
+def _root_hist_names(f: Any) -> list[str]:
+    return key_names(f, "TH1")
+
+
+def _read_root_hist(f: Any, path: Path, name: str) -> hist.Hist:
+    names = _root_hist_names(f)
+    if name not in names:
+        raise missing_object_error(path, "histogram", name, names)
+    return as_weighted(f[name].to_hist(), f"{path}:{name}")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def read_hists(path: str | os.PathLike[str]) -> dict[str, hist.Hist]:
+    """Read every histogram in a ROOT or JSON file (a text file holds one, named ``'h'``)."""
+    return read_hists_and_metadata(path)[0]
+
+
+def read_hists_and_metadata(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
+    """Read every histogram and the recastkit metadata of a file.
+
+    Returns:
+        ``(histograms by name, metadata mapping)``; the metadata is empty when absent.
+    """
+    path = Path(path)
+    fmt = histogram_format(path)
+    if fmt != "root" and not path.exists():
+        raise HistogramError(f"{path}: no such file")
+    if fmt == "text":
+        return {"h": _read_text(path)}, {}
+    if fmt == "json":
+        return _json_hists(path)
+    with open_root(path) as f:
+        hists = {n: _read_root_hist(f, path, n) for n in _root_hist_names(f)}
+        meta: dict[str, Any] = {}
+        if METADATA_KEY in key_names(f):
+            meta = json.loads(str(f[METADATA_KEY]))
+    return hists, meta
+
+
+def read_hist(spec: str | os.PathLike[str], name: str | None = None) -> hist.Hist:
+    """Read one histogram.
+
+    Args:
+        spec: ``path`` or ``path:histname``; the format comes from the extension.
+        name: Histogram name; overrides the one in ``spec``. May be omitted when the file
+            holds exactly one histogram.
+
+    Returns:
+        A 1D ``hist.Hist`` with Weight storage.
+
+    Raises:
+        HistogramError: Unsupported extension, malformed content.
+        MissingObjectError: The named histogram is absent (lists close matches), or no name
+            was given and the file holds several.
+    """
+    path, spec_name = split_spec(spec)
+    name = name or spec_name
+    fmt = histogram_format(path)
+    if fmt == "root" and name is not None:
+        with open_root(path) as f:
+            return _read_root_hist(f, path, name)
+    hists = read_hists(path)
+    if name is None:
+        if len(hists) == 1:
+            return next(iter(hists.values()))
+        msg = (
+            f"{path}: holds {len(hists)} histograms, name one as {path}:NAME "
+            f"(choices: {', '.join(sorted(hists)) or 'none'})"
+        )
+        raise MissingObjectError(msg)
+    if name not in hists:
+        raise missing_object_error(path, "histogram", name, hists)
+    return hists[name]
+
+
+def write_hists(path: str | os.PathLike[str], hists: Mapping[str, hist.Hist],
+                metadata: Mapping[str, Any] | None = None) -> None:
+    """Write several histograms (and optional JSON-serializable metadata) to one file.
+
+    The text format holds a single histogram and no metadata.
+
+    Raises:
+        HistogramError: For an unsupported extension, or several histograms to a text file.
+    """
+    path = Path(path)
+    fmt = histogram_format(path)
+    weighted = {n: as_weighted(h, n) for n, h in hists.items()}
+    meta = dict(metadata or {})
+    if fmt == "text":
+        if len(weighted) != 1:
+            msg = f"{path}: the text format holds one histogram, got {len(weighted)}"
+            raise HistogramError(msg)
+        write_text_atomic(path, _text(next(iter(weighted.values()))))
+        return
+    if fmt == "json":
+        doc: dict[str, Any] = {"histograms": {n: _uhi(h) for n, h in weighted.items()}}
+        if meta:
+            doc["metadata"] = meta
+        write_text_atomic(path, _dump_json(doc))
+        return
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+        for n, h in weighted.items():
+            f[n] = h
+        if meta:
+            f[METADATA_KEY] = json.dumps(meta, sort_keys=True)
+
+
+def write_hist(path: str | os.PathLike[str], h: hist.Hist, name: str = "h") -> None:
+    """Write one histogram to ``path`` under ``name`` (format by extension), atomically."""
+    write_hists(path, {name: h})
