@@ -188,7 +188,8 @@ def _json_hists(path: Path) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
 
 
 def _uhi(h: hist.Hist) -> dict[str, Any]:
-    return serialization.remove_writer_info(serialization.to_uhi(h))
+    doc: dict[str, Any] = serialization.remove_writer_info(serialization.to_uhi(h))
+    return doc
 
 
 def _dump_json(doc: Any) -> str:
@@ -237,7 +238,8 @@ def read_hists_and_metadata(
         hists = {n: _read_root_hist(f, path, n) for n in _root_hist_names(f)}
         meta: dict[str, Any] = {}
         if METADATA_KEY in key_names(f):
-            meta = json.loads(str(f[METADATA_KEY]))
+            loaded = json.loads(str(f[METADATA_KEY]))
+            meta = loaded if isinstance(loaded, dict) else {}
     return hists, meta
 
 
