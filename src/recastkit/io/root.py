@@ -25,7 +25,8 @@ def open_root(path: str | os.PathLike[str]) -> Any:
         The ``uproot.ReadOnlyDirectory`` of the file (use it as a context manager).
 
     Raises:
-        RootFileError: If the file is missing, not a ROOT file, or truncated/corrupt.
+        RootFileError: If the file is missing, not a ROOT file, or truncated/corrupt
+            (shorter than the length its header records). The message is one line.
     """
     path = Path(path)
     if not path.exists():
@@ -41,10 +42,22 @@ def open_root(path: str | os.PathLike[str]) -> Any:
         msg = f"{path}: not a ROOT file (it does not start with the ROOT magic bytes 'root')"
         raise RootFileError(msg)
     try:
-        return uproot.open(path)
+        f = uproot.open(path)
     except Exception as exc:  # uproot raises many types for truncated or corrupt files
-        msg = f"{path}: cannot open ROOT file, it may be truncated or corrupt ({exc})"
+        reason = " ".join(str(exc).split())[:200]
+        msg = f"{path}: cannot open ROOT file, it may be truncated or corrupt ({reason})"
         raise RootFileError(msg) from None
+    # uproot opens a truncated file without complaint; compare with the header's fEND.
+    expected = int(getattr(f.file, "fEND", 0) or 0)
+    actual = path.stat().st_size
+    if actual < expected:
+        f.close()
+        msg = (
+            f"{path}: ROOT file is truncated ({actual} bytes, its header says {expected}); "
+            "copy it again"
+        )
+        raise RootFileError(msg)
+    return f
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
