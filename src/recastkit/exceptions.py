@@ -77,3 +77,11 @@ class ScalingError(RecastkitError, ValueError):
 
 class StatsError(RecastkitError, ValueError):
     """A statistical model or inference request that cannot be built or evaluated."""
+
+
+class InvalidRecordError(RecastkitError, ValueError):
+    """A cross-section record with an out-of-range field (ε, k, BR, uncertainty, key)."""
+
+
+class MissingDependencyError(RecastkitError, ImportError):
+    """An optional dependency (e.g. dask for the dask executor) is not installed."""

@@ -43,11 +43,12 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str
                ) -> None:
     """Print a readable table on stdout (rich, no colours when piped)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=None if title is None else escape(title), title_justify="left")
     for h in headers:
-        table.add_column(h, overflow="fold")
+        table.add_column(escape(h), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     Console(soft_wrap=False, width=max(100, len(headers) * 16)).print(table)
