@@ -1,0 +1,63 @@
+"""Statistical interpretation with pyhf: models, CLs, upper limits and likelihood grids.
+
+This package is the only user of pyhf in recastkit. The high-level API:
+
+- :func:`build_workspace` / :func:`spec_from_workspace`: frozen :class:`ModelSpec` <-> pyhf JSON.
+- :func:`prepare_inputs` / :func:`build_search_model`: histograms -> validated inputs -> model
+  (with :func:`mock_background` and :func:`toy_data` for the tutorial).
+- :func:`make_likelihood` / :func:`likelihood_from_workspace`: compile for pyhf.
+- :func:`compute_cls`, :func:`upper_limit`, :func:`discovery_significance`: inference,
+  returning :class:`ClsResult` / :class:`LimitResult`.
+- :func:`recastkit.stats.grid.evaluate_grid`: published likelihoods + signal patches.
+"""
+
+from __future__ import annotations
+
+from recastkit.stats.inputs import (
+    BinnedSample,
+    SearchInputs,
+    build_search_model,
+    mock_background,
+    prepare_inputs,
+    toy_data,
+)
+from recastkit.stats.limits import compute_cls, discovery_significance, fit_cache, upper_limit
+from recastkit.stats.model import (
+    ChannelSpec,
+    Likelihood,
+    ModelSpec,
+    ModifierSpec,
+    ParameterSetting,
+    SampleSpec,
+    build_workspace,
+    likelihood_from_workspace,
+    make_likelihood,
+    spec_from_workspace,
+)
+from recastkit.stats.results import BAND_LABELS, ClsResult, LimitResult
+
+__all__ = [
+    "BAND_LABELS",
+    "BinnedSample",
+    "ChannelSpec",
+    "ClsResult",
+    "Likelihood",
+    "LimitResult",
+    "ModelSpec",
+    "ModifierSpec",
+    "ParameterSetting",
+    "SampleSpec",
+    "SearchInputs",
+    "build_search_model",
+    "build_workspace",
+    "compute_cls",
+    "discovery_significance",
+    "fit_cache",
+    "likelihood_from_workspace",
+    "make_likelihood",
+    "mock_background",
+    "prepare_inputs",
+    "spec_from_workspace",
+    "toy_data",
+    "upper_limit",
+]
