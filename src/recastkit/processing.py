@@ -1,0 +1,609 @@
+"""Chunked event processing: plan work units, run them on an executor, merge deterministically.
+
+A run is split into *work units*: an entry range ``[entry_start, entry_stop)`` of one file,
+cut at basket (TTree) or cluster (RNTuple) boundaries near ``chunk_size`` entries. Each unit is
+read in chunks of at most ``chunk_size`` events (bounded memory) and filled by the fused numba
+kernel of :mod:`recastkit.selection` into float64 arrays. Partial results are merged in the
+order of ``(file path, entry_start)`` whatever order they complete in, so the histograms are
+bit-identical across the executors for a given chunk size, and equal to ~1e-12 relative
+across chunk sizes and file orders (counts are always exact).
+
+Executors (:data:`EXECUTORS`):
+
+- ``iterative``: one process, in order; a background thread reads the next chunk while the
+  GIL-free kernel fills the current one (``read_ahead=False`` for a single thread).
+- ``processes`` (default): a :class:`concurrent.futures.ProcessPoolExecutor` over all cores
+  (or ``workers``).
+- ``dask``: ``dask.distributed``; ``scheduler="tcp://HOST:PORT"`` connects to a running
+  scheduler, ``"local"`` (default) starts a :class:`distributed.LocalCluster` for the run.
+  Tasks lost with a dying worker are recomputed by dask; the result is unchanged.
+
+Faults: a file that cannot be opened or read (:class:`~recastkit.exceptions.RootFileError`),
+a missing tree or branch (:class:`~recastkit.exceptions.MissingObjectError`, with close
+matches) or unusable contents (:class:`~recastkit.exceptions.SelectionError`) stop the run
+with an error naming the file, unless ``skip_bad_files`` is set: then every bad file is
+dropped entirely and listed in :attr:`SelectionResult.skipped_files` (and in the output
+metadata). A selection in which no event passes raises :class:`SelectionError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hist
+
+from recastkit import __version__, exceptions
+from recastkit.exceptions import (
+    MissingDependencyError,
+    RecastkitError,
+    SelectionError,
+)
+from recastkit.histograms import Moments, build_hist
+from recastkit.io.events import (
+    EventChunk,
+    EventLayout,
+    cluster_boundaries,
+    count_entries,
+    expand_inputs,
+    iter_chunks,
+    resolve_layout,
+)
+from recastkit.io.hists import write_hists
+from recastkit.selection import (
+    HIST_NAMES,
+    CutflowEntry,
+    SelectionAccumulator,
+    SelectionConfig,
+    warm_up,
+)
+
+log = logging.getLogger(__name__)
+
+#: Executor names.
+EXECUTORS: tuple[str, ...] = ("iterative", "processes", "dask")
+#: Default number of events per chunk (and target size of a work unit).
+DEFAULT_CHUNK_SIZE = 200_000
+
+_DSID_RE = re.compile(r"^(?:mc|valid)\w*\.(\d{6,8})\.")
+
+
+@dataclass(frozen=True, order=True)
+class WorkUnit:
+    """Entries ``[entry_start, entry_stop)`` of one file; ordered by path then range."""
+
+    path: str
+    entry_start: int
+    entry_stop: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """An input file left out of the result, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SumOfWeightsInfo:
+    """The bookkeeping (generated) sum of weights of the processed files.
+
+    Attributes:
+        sum_of_weights: Σw from the bookkeeping metadata; ``None`` when unavailable.
+        sum_of_weights_squared: Σw² (``None`` when unavailable).
+        source: Where it was read (e.g. ``CutBookkeepers AllExecutedEvents``).
+        error: Why it is unavailable (``None`` when available).
+        dsid: The DSID found in the metadata, if any.
+    """
+
+    sum_of_weights: float | None
+    sum_of_weights_squared: float | None
+    source: str | None
+    error: str | None
+    dsid: int | None = None
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """The merged output of a selection run.
+
+    Attributes:
+        histograms: ``h_mjj_raw``, ``h_mjj_kin``, ``h_njets_raw``, ``h_njets_kin`` as
+            ``hist.Hist`` with Weight storage (m_jj in GeV).
+        cutflow: Cumulative cutflow entries (counts, Σw, Σw²).
+        moments: Unbinned moments (Σw, Σw·x, min, max) of every histogram, flow included.
+        files: The processed files, sorted.
+        skipped_files: Files left out with ``skip_bad_files``, with the reason.
+        n_events: Events processed.
+        layout: Name of the event layout.
+        config: The selection configuration.
+        dataset: Dataset name, if given.
+        dsid: DSID from the bookkeeping or the dataset name, if known.
+        sum_of_weights: The bookkeeping sum of weights (or why it is missing).
+        executor: The executor used.
+        chunk_size: Events per chunk.
+        n_units: Number of work units.
+        elapsed_s: Wall time of the event loop in seconds.
+    """
+
+    histograms: Mapping[str, hist.Hist]
+    cutflow: tuple[CutflowEntry, ...]
+    moments: Mapping[str, Moments]
+    files: tuple[str, ...]
+    skipped_files: tuple[SkippedFile, ...]
+    n_events: int
+    layout: str
+    config: SelectionConfig
+    dataset: str | None
+    dsid: int | None
+    sum_of_weights: SumOfWeightsInfo
+    executor: str
+    chunk_size: int
+    n_units: int
+    elapsed_s: float
+
+    def metadata(self) -> dict[str, Any]:
+        """The output-file metadata (the contract read by the scale step)."""
+        return {
+            "dataset": self.dataset,
+            "dsid": self.dsid,
+            "sum_of_weights": self.sum_of_weights.sum_of_weights,
+            "sum_of_weights_squared": self.sum_of_weights.sum_of_weights_squared,
+            "sum_of_weights_source": self.sum_of_weights.source,
+            "sum_of_weights_error": self.sum_of_weights.error,
+            "n_events_processed": self.n_events,
+            "files": list(self.files),
+            "skipped_files": [{"path": s.path, "reason": s.reason} for s in self.skipped_files],
+            "cutflow": [
+                {"name": c.name, "n_events": c.n_events, "sum_of_weights": c.sum_of_weights,
+                 "sum_of_weights_squared": c.sum_of_weights_squared}
+                for c in self.cutflow
+            ],
+            "selection": self.config.to_mapping(),
+            "layout": self.layout,
+            "recastkit_version": __version__,
+            "moments": {name: m.to_dict() for name, m in self.moments.items()},
+        }
+
+
+@dataclass(frozen=True)
+class _Task:
+    unit: WorkUnit
+    layout: EventLayout
+    config: SelectionConfig
+    step_size: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    unit: WorkUnit
+    acc: SelectionAccumulator | None
+    error_type: str | None = None
+    error: str | None = None
+
+
+_Item = tuple[int, EventChunk | None, RecastkitError | None]
+
+
+def _read_ahead(chunks: Iterator[_Item]) -> Iterator[_Item]:
+    """Yield ``chunks`` while a background thread already reads the next one.
+
+    The numba kernel releases the GIL, so filling chunk *k* overlaps with reading (and
+    decompressing) chunk *k + 1*. Memory: at most two chunks alive.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recastkit-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        while True:
+            chunk = pending.result()
+            if chunk is None:
+                return
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+
+
+def _run_task(task: _Task) -> _Outcome:
+    """Process one work unit (runs in the worker); library errors are returned, not raised."""
+    acc = SelectionAccumulator.empty(task.config)
+    u = task.unit
+    try:
+        for chunk in iter_chunks(u.path, task.layout, u.entry_start, u.entry_stop,
+                                 task.step_size):
+            acc.fill(chunk, task.layout, task.config)
+    except RecastkitError as exc:
+        return _Outcome(u, None, type(exc).__name__, str(exc))
+    return _Outcome(u, acc)
+
+
+def _error_class(name: str | None) -> type[RecastkitError]:
+    cls = getattr(exceptions, name or "", None)
+    if isinstance(cls, type) and issubclass(cls, RecastkitError):
+        return cls
+    return SelectionError
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def split_units(path: str, boundaries: Sequence[int], chunk_size: int) -> list[WorkUnit]:
+    """Cut ``[0, n)`` into units of about ``chunk_size`` entries, at ``boundaries`` if possible.
+
+    A unit ends at the first boundary at or after ``start + chunk_size``; when that boundary
+    is more than ``2 * chunk_size`` away (huge baskets), it ends at ``start + chunk_size``.
+    """
+    points = sorted(set(boundaries))
+    n = points[-1] if points else 0
+    units: list[WorkUnit] = []
+    start = 0
+    while start < n:
+        target = start + chunk_size
+        stop = next((p for p in points if p >= target), n)
+        if stop - start > 2 * chunk_size:
+            stop = min(target, n)
+        units.append(WorkUnit(path, start, stop))
+        start = stop
+    return units
+
+
+def _plan(files: Sequence[Path], config: SelectionConfig, chunk_size: int,
+          skip_bad_files: bool) -> tuple[list[_Task], dict[str, EventLayout], list[SkippedFile]]:
+    tasks: list[_Task] = []
+    layouts: dict[str, EventLayout] = {}
+    skipped: list[SkippedFile] = []
+    for path in files:
+        spath = str(path)
+        try:
+            layout = resolve_layout(path, config.input, config.extra_weights)
+            n = count_entries(path, layout)
+            bounds = cluster_boundaries(path, layout) if n else [0]
+        except RecastkitError as exc:
+            if not skip_bad_files:
+                raise
+            log.warning("skipping %s", exc)
+            skipped.append(SkippedFile(spath, str(exc)))
+            continue
+        if n == 0:
+            log.warning("%s: tree %r has no events", spath, layout.tree)
+        layouts[spath] = layout
+        tasks.extend(_Task(u, layout, config, chunk_size)
+                     for u in split_units(spath, bounds, chunk_size))
+    names = sorted({lay.name for lay in layouts.values()})
+    if len(names) > 1:
+        by_layout = {name: [p for p, lay in layouts.items() if lay.name == name][:3]
+                     for name in names}
+        msg = (
+            "input files have different event layouts: "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in by_layout.items())
+            + "; process them separately or force one with --layout"
+        )
+        raise SelectionError(msg)
+    return tasks, layouts, skipped
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A rich progress bar on a terminal, otherwise INFO log lines every ~10 %."""
+
+    def __init__(self, total: int, n_events: int, enabled: bool | None) -> None:
+        self.total = total
+        self.done = 0
+        self._next_log = 0.1
+        self._bar: Any = None
+        self._task: Any = None
+        interactive = sys.stderr.isatty() if enabled is None else enabled
+        if interactive and sys.stderr.isatty() and total > 1:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(f"selecting {n_events} events", total=total)
+        self._enabled = enabled is not False
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1)
+        elif self._enabled and self.total and self.done / self.total >= self._next_log:
+            log.info("processed %d/%d work units", self.done, self.total)
+            while self._next_log <= self.done / self.total:
+                self._next_log += 0.1
+
+
+# --------------------------------------------------------------------------- executors
+
+Callback = Callable[[int, int], None]
+
+
+def _chunk_stream(tasks: Sequence[_Task]) -> Iterator[_Item]:
+    """``(task index, chunk, None)`` for every chunk of every task; ``(i, None, error)``."""
+    for i, t in enumerate(tasks):
+        u = t.unit
+        try:
+            for chunk in iter_chunks(u.path, t.layout, u.entry_start, u.entry_stop,
+                                     t.step_size):
+                yield i, chunk, None
+        except RecastkitError as exc:
+            yield i, None, exc
+
+
+def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback | None,
+               read_ahead: bool) -> list[_Outcome]:
+    accs = [SelectionAccumulator.empty(t.config) for t in tasks]
+    errors: dict[int, RecastkitError] = {}
+    done = 0
+
+    def advance(upto: int) -> None:
+        nonlocal done
+        while done < upto:
+            done += 1
+            progress.advance()
+            if callback is not None:
+                callback(progress.done, progress.total)
+
+    stream = _chunk_stream(tasks)
+    for i, chunk, exc in (_read_ahead(stream) if read_ahead else stream):
+        advance(i)
+        if exc is not None:
+            errors[i] = exc
+        elif chunk is not None:
+            accs[i].fill(chunk, tasks[i].layout, tasks[i].config)
+    advance(len(tasks))
+    return [
+        _Outcome(t.unit, None, type(errors[i]).__name__, str(errors[i])) if i in errors
+        else _Outcome(t.unit, accs[i])
+        for i, t in enumerate(tasks)
+    ]
+
+
+def _processes(tasks: Sequence[_Task], workers: int | None, progress: _Progress,
+               callback: Callback | None) -> list[_Outcome]:
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    warm_up()  # compile once in the parent; forked workers inherit the machine code
+    out: list[_Outcome] = []
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        futures = [pool.submit(_run_task, t) for t in tasks]
+        for fut in as_completed(futures):
+            out.append(fut.result())
+            progress.advance()
+            if callback is not None:
+                callback(progress.done, progress.total)
+    return out
+
+
+def _import_distributed() -> Any:
+    try:
+        return importlib.import_module("distributed")
+    except ImportError:
+        msg = (
+            "the dask executor needs dask.distributed, which is not installed; "
+            "install it with: pip install 'recastkit[dask]'"
+        )
+        raise MissingDependencyError(msg) from None
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    distributed = _import_distributed()
+    if scheduler in (None, "", "local"):
+        n = workers or os.cpu_count() or 1
+        log.info("starting a dask LocalCluster with %d worker processes", n)
+        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                      dashboard_address=":0") as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+    else:
+        try:
+            client = distributed.Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            msg = f"cannot connect to the dask scheduler at {scheduler!r}: {exc}"
+            raise SelectionError(msg) from None
+        with client:
+            yield client
+
+
+def _dask(tasks: Sequence[_Task], scheduler: str | None, workers: int | None,
+          progress: _Progress, callback: Callback | None) -> list[_Outcome]:
+    dask_as_completed: Any = _import_distributed().as_completed
+    token = uuid.uuid4().hex[:12]
+    out: list[_Outcome] = []
+    with _dask_client(scheduler, workers) as client:
+        futures = [client.submit(_run_task, t, key=f"recastkit-unit-{token}-{i}", pure=False)
+                   for i, t in enumerate(tasks)]
+        try:
+            for fut in dask_as_completed(futures):
+                try:
+                    out.append(fut.result())
+                except RecastkitError:
+                    raise
+                except Exception as exc:
+                    msg = f"dask task {fut.key} failed: {type(exc).__name__}: {exc}"
+                    raise SelectionError(msg) from exc
+                fut.release()
+                progress.advance()
+                if callback is not None:
+                    callback(progress.done, progress.total)
+        finally:
+            client.cancel(futures)
+    return out
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _bookkeeping(files: Sequence[str], layout: EventLayout | None) -> SumOfWeightsInfo:
+    if not files:
+        return SumOfWeightsInfo(None, None, None, "no files processed")
+    from recastkit.bookkeeping import sum_of_weights_files
+
+    try:
+        report = sum_of_weights_files(list(files), weight_index=(
+            layout.weight_index if layout is not None and layout.weight_index else 0))
+    except RecastkitError as exc:
+        log.warning("no bookkeeping sum of weights: %s", exc)
+        return SumOfWeightsInfo(None, None, None, str(exc))
+    total = report.total
+    return SumOfWeightsInfo(float(total.sum_of_weights),
+                            None if total.sum_of_weights_squared is None
+                            else float(total.sum_of_weights_squared),
+                            str(total.source), None, total.dsid)
+
+
+def dsid_from_dataset(dataset: str | None) -> int | None:
+    """The DSID field of an ATLAS MC dataset name (``mc16_13TeV.410470.…`` -> 410470)."""
+    if not dataset:
+        return None
+    name = dataset.split(":", 1)[-1]
+    match = _DSID_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def run_selection(
+    inputs: Sequence[str | os.PathLike[str]],
+    config: SelectionConfig | None = None,
+    *,
+    executor: str = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    dataset: str | None = None,
+    skip_bad_files: bool = False,
+    bookkeeping: bool = True,
+    allow_empty: bool = False,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+    read_ahead: bool = True,
+) -> SelectionResult:
+    """Select events and fill the histograms of :mod:`recastkit.selection`.
+
+    Args:
+        inputs: Files or glob patterns (one sample).
+        config: The selection; defaults to :class:`SelectionConfig()` (≥ 2 jets, no cuts).
+        executor: One of :data:`EXECUTORS`.
+        workers: Worker processes (default: all cores; dask ``local`` too).
+        scheduler: Dask scheduler address ``tcp://HOST:PORT`` or ``"local"`` (default).
+        chunk_size: Events per chunk and target work-unit size.
+        dataset: Dataset name recorded in the result (and source of the DSID if the
+            bookkeeping has none).
+        skip_bad_files: Skip unreadable files and files missing a tree/branch, listing them in
+            :attr:`SelectionResult.skipped_files`, instead of failing.
+        bookkeeping: Read the bookkeeping sum of weights of the processed files.
+        allow_empty: Return an empty result instead of raising when no event passes.
+        progress: Progress display: ``None`` a bar on a terminal, log lines otherwise.
+        callback: Called as ``callback(done, total)`` after each work unit completes.
+        read_ahead: With the ``iterative`` executor, read the next chunk in a background
+            thread while the (GIL-free) kernel fills the current one; at most two chunks
+            are in memory. The parallel executors run one unit per worker without it.
+
+    Raises:
+        RootFileError, MissingObjectError: A bad input file (without ``skip_bad_files``).
+        SelectionError: No event passes, every file was skipped, bad arguments, a failed
+            dask task.
+        MissingDependencyError: ``executor="dask"`` without dask installed.
+    """
+    config = config or SelectionConfig()
+    if executor not in EXECUTORS:
+        msg = f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}"
+        raise SelectionError(msg)
+    if chunk_size <= 0:
+        raise SelectionError(f"chunk_size must be a positive number of events, got {chunk_size}")
+    if workers is not None and workers <= 0:
+        raise SelectionError(f"workers must be positive, got {workers}")
+    files = expand_inputs(inputs)
+    if not files:
+        raise SelectionError("no input files given")
+    tasks, layouts, skipped = _plan(files, config, chunk_size, skip_bad_files)
+    tasks.sort(key=lambda t: t.unit)
+    n_total = sum(t.unit.entry_stop - t.unit.entry_start for t in tasks)
+    log.info("%d files, %d events in %d work units, executor %s", len(layouts), n_total,
+             len(tasks), executor)
+    t0 = time.perf_counter()
+    with _Progress(len(tasks), n_total, progress) as bar:
+        if executor == "iterative" or not tasks:
+            outcomes = _iterative(tasks, bar, callback, read_ahead)
+        elif executor == "processes":
+            outcomes = _processes(tasks, workers, bar, callback)
+        else:
+            outcomes = _dask(tasks, scheduler, workers, bar, callback)
+    elapsed = time.perf_counter() - t0
+    outcomes.sort(key=lambda o: o.unit)
+    bad: dict[str, _Outcome] = {}
+    for o in outcomes:
+        if o.acc is None:
+            bad.setdefault(o.unit.path, o)
+    if bad and not skip_bad_files:
+        first = bad[min(bad)]
+        raise _error_class(first.error_type)(first.error)
+    for path, o in sorted(bad.items()):
+        log.warning("skipping %s", o.error)
+        skipped.append(SkippedFile(path, o.error or "unreadable"))
+    good = [o for o in outcomes if o.acc is not None and o.unit.path not in bad]
+    processed = sorted(p for p in layouts if p not in bad)
+    if not processed:
+        msg = "every input file was skipped: " + "; ".join(s.reason for s in skipped)
+        raise SelectionError(msg)
+    acc = SelectionAccumulator.empty(config)
+    for o in good:  # deterministic order: (path, entry range)
+        assert o.acc is not None
+        acc = acc.merged(o.acc)
+    cutflow = acc.cutflow(config)
+    if cutflow[-1].n_events == 0 and not allow_empty:
+        steps = ", ".join(f"{c.name}: {c.n_events}" for c in cutflow)
+        msg = (
+            f"empty selection: no event passes in {', '.join(processed[:5])}"
+            f"{' …' if len(processed) > 5 else ''} (cutflow {steps})"
+        )
+        raise SelectionError(msg)
+    specs = config.histogram_specs
+    arrays = acc.histogram_arrays()
+    hists = {s.name: build_hist(s, arrays[s.name]) for s in specs}
+    moments = {name: Moments.from_array(acc.moments[i]) for i, name in enumerate(HIST_NAMES)}
+    layout = layouts[processed[0]]
+    sumw = (_bookkeeping(processed, layout) if bookkeeping
+            else SumOfWeightsInfo(None, None, None, "bookkeeping not read (disabled)"))
+    dsid = sumw.dsid if sumw.dsid is not None else dsid_from_dataset(dataset)
+    return SelectionResult(
+        histograms=hists, cutflow=cutflow, moments=moments, files=tuple(processed),
+        skipped_files=tuple(sorted(skipped, key=lambda s: s.path)), n_events=acc.n_events,
+        layout=layout.name, config=config, dataset=dataset, dsid=dsid, sum_of_weights=sumw,
+        executor=executor, chunk_size=chunk_size, n_units=len(tasks), elapsed_s=elapsed,
+    )
+
+
+def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the histograms and metadata to ``path`` (ROOT TH1D) and its ``.json`` twin.
+
+    Both files are written atomically with :func:`recastkit.io.hists.write_hists`.
+
+    Returns:
+        ``(root path, json path)``.
+    """
+    root_path = Path(path)
+    if root_path.suffix.lower() != ".root":
+        raise SelectionError(f"{root_path}: the output file must end in .root")
+    json_path = root_path.with_suffix(".json")
+    meta = result.metadata()
+    write_hists(root_path, result.histograms, meta)
+    write_hists(json_path, result.histograms, meta)
+    return root_path, json_path
