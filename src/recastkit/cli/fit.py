@@ -11,41 +11,12 @@ convention as the catalog value; the filter efficiency is part of the acceptance
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-log = logging.getLogger(__name__)
-
-DEFAULT_HIST = "h_mjj_kin"
 FROM_CATALOG = "from-catalog"
-
-
-def _load(spec: str, role: str) -> tuple[Any, dict[str, Any], str]:
-    """Read one histogram (the only one in the file, or ``h_mjj_kin``) and the metadata."""
-    from recastkit.exceptions import MissingObjectError
-    from recastkit.io.hists import read_hists_and_metadata, split_spec
-    from recastkit.io.root import missing_object_error
-
-    path, name = split_spec(spec)
-    hists, meta = read_hists_and_metadata(path)
-    if name is None:
-        if len(hists) == 1:
-            name = next(iter(hists))
-        elif DEFAULT_HIST in hists:
-            name = DEFAULT_HIST
-        else:
-            msg = (
-                f"{path}: {role} file holds {len(hists)} histograms and none is named "
-                f"{DEFAULT_HIST!r}; name one as {path}:NAME "
-                f"(choices: {', '.join(sorted(hists)) or 'none'})"
-            )
-            raise MissingObjectError(msg)
-    if name not in hists:
-        raise missing_object_error(path, "histogram", name, hists)
-    return hists[name], meta, f"{path}:{name}"
 
 
 def _parse_unc(text: str, option: str, n_max: int) -> tuple[float, ...]:
@@ -61,34 +32,6 @@ def _parse_unc(text: str, option: str, n_max: int) -> tuple[float, ...]:
         )
         raise click.BadParameter(msg, param_hint=option)
     return values
-
-
-def _write_outputs(outdir: Path, workspace: dict[str, Any], result: Any, inputs: Any,
-                   lumi_ifb: float | None, xsec_ref_fb: float | None) -> None:
-    """Render all four files into a staging folder, then move each into ``outdir``.
-
-    A failure while rendering leaves ``outdir`` untouched; each final move is atomic.
-    """
-    import os
-    import shutil
-    import tempfile
-
-    from recastkit.report import plot_hists, plot_limit
-    from recastkit.stats.results import dumps
-
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.staging-", dir=outdir.parent))
-    try:
-        (staging / "workspace.json").write_text(dumps(workspace), encoding="utf-8")
-        result.write_json(staging / "limit.json")
-        plot_hists(inputs, staging / "hists.png", lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
-        plot_limit(result, staging / "limit.png", lumi_ifb=lumi_ifb)
-        outdir.mkdir(parents=True, exist_ok=True)
-        for name in ("workspace.json", "limit.json", "hists.png", "limit.png"):
-            os.replace(staging / name, outdir / name)
-            log.info("wrote %s", outdir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @click.command(name="fit")
@@ -137,99 +80,35 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
             mu_max: float | None, n_points: int, test_stat: str, rebin: int,
             significance: bool, workers: int, outdir: Path, as_json: bool) -> None:
     """Upper limits on the signal strength μ and on σ × BR for a scaled signal."""
-    import numpy as np
-
-    from recastkit import stats
     from recastkit.cli._common import echo_json, echo_table
     from recastkit.units import parse_lumi, parse_xsec
+    from recastkit.workflow import FitRequest, run_fit
 
     if bool(background_specs) == mock_background:
         raise click.UsageError("give either --background (one or more) or --mock-background")
     if (data_spec is not None) == toy_data:
         raise click.UsageError("give either --data or --toy-data")
-
-    sig_hist, meta, sig_label = _load(signal_spec, "signal")
-    norm: dict[str, Any] = meta.get("normalization", {}) if isinstance(meta, dict) else {}
-
-    def from_norm(key: str, option: str) -> float:
-        if key not in norm or norm[key] is None:
-            msg = (
-                f"{sig_label}: no '{key}' in the 'normalization' metadata needed by "
-                f"{option} {FROM_CATALOG}; give the value explicitly"
-            )
-            raise click.UsageError(msg)
-        return float(norm[key])
-
-    xsec_rel: tuple[float, float] | None = None
+    xsec_rel: Any = None
     if xsec_unc is not None:
         if xsec_unc == FROM_CATALOG:
-            up = from_norm("xsec_rel_unc_up", "--xsec-unc")
-            down = float(norm.get("xsec_rel_unc_down", up))
-            xsec_rel = (up, down)
+            xsec_rel = FROM_CATALOG
         else:
             vals = _parse_unc(xsec_unc, "--xsec-unc", 2)
             xsec_rel = (vals[0], vals[-1])
-    lumi_rel: float | None = None
+    lumi_rel: Any = None
     if lumi_unc is not None:
-        lumi_rel = (from_norm("lumi_rel_unc", "--lumi-unc") if lumi_unc == FROM_CATALOG
+        lumi_rel = (FROM_CATALOG if lumi_unc == FROM_CATALOG
                     else _parse_unc(lumi_unc, "--lumi-unc", 1)[0])
-
-    notes: list[str] = []
-    xsec_ref_fb: float | None = None
-    if xsec_text is not None:
-        xsec_ref_fb = parse_xsec(xsec_text).fb
-        notes.append(f"reference σ × BR from --xsec: {xsec_text}")
-    elif "xsec_fb" in norm:
-        xsec_ref_fb = float(norm["xsec_fb"]) * float(norm.get("k_factor", 1.0))
-        notes.append(
-            f"reference σ × BR = xsec_fb × k_factor = {xsec_ref_fb:.6g} fb from the signal's "
-            "normalization metadata (filter efficiency is part of the acceptance)"
-        )
-    else:
-        notes.append("no reference cross section (no --xsec and no normalization metadata): "
-                     "no σ × BR limit")
-    lumi_ifb: float | None = None
-    if lumi_text is not None:
-        lumi_ifb = parse_lumi(lumi_text).ifb
-    elif "lumi_ifb" in norm:
-        lumi_ifb = float(norm["lumi_ifb"])
-
-    signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label).rebinned(rebin)
-    rng = np.random.default_rng(seed)
-    backgrounds: list[stats.BinnedSample] = []
-    if mock_background:
-        backgrounds.append(stats.mock_background(signal.edges, rng))
-    for i, spec in enumerate(background_specs):
-        h, _, label = _load(spec, "background")
-        name = "background" if len(background_specs) == 1 else f"background_{i + 1}"
-        backgrounds.append(stats.BinnedSample.from_hist(h, name, label).rebinned(rebin))
-    data = None
-    if data_spec is not None:
-        h, _, label = _load(data_spec, "data")
-        data = stats.BinnedSample.from_hist(h, "data", label).rebinned(rebin)
-    inputs = stats.prepare_inputs(signal, backgrounds, data, rng=rng, xsec_rel_unc=xsec_rel,
-                                  lumi_rel_unc=lumi_rel)
-
-    mu_bound = max(10.0, mu_max or 0.0)
-    lh = stats.make_likelihood(stats.build_search_model(inputs, mu_bound=mu_bound))
-    settings = {
-        "seed": seed,
-        "signal": sig_label,
-        "backgrounds": [b.source for b in backgrounds],
-        "data": inputs.data_kind if data is None else data.source,
-        "data_kind": inputs.data_kind,
-        "xsec_rel_unc": None if xsec_rel is None else list(xsec_rel),
-        "lumi_rel_unc": lumi_rel,
-        "lumi_ifb": lumi_ifb,
-        "rebin": rebin,
-    }
-    result = stats.upper_limit(lh, mu_max=mu_max, n_points=n_points, test_stat=test_stat,
-                               xsec_ref_fb=xsec_ref_fb, significance=significance,
-                               workers=workers, settings=settings, notes=notes)
-    final_bound = float(result.settings["poi_bounds"][1])
-    workspace = stats.build_workspace(stats.build_search_model(inputs, mu_bound=final_bound))
-
-    _write_outputs(outdir, workspace, result, inputs, lumi_ifb, xsec_ref_fb)
+    req = FitRequest(
+        signal=signal_spec, output=outdir, backgrounds=background_specs,
+        mock_background=mock_background, data=data_spec, toy_data=toy_data, seed=seed,
+        xsec_rel_unc=xsec_rel, lumi_rel_unc=lumi_rel,
+        xsec=None if xsec_text is None else parse_xsec(xsec_text),
+        lumi=None if lumi_text is None else parse_lumi(lumi_text),
+        mu_max=mu_max, n_points=n_points, test_stat=test_stat, rebin=rebin,
+        significance=significance, workers=workers,
+    )
+    result = run_fit(req).result
     if as_json:
         echo_json(result.to_dict())
         return
