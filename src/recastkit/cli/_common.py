@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,33 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str
     for row in rows:
         table.add_row(*("" if v is None else escape(str(v)) for v in row))
     Console(soft_wrap=False, width=max(100, len(headers) * 16)).print(table)
+
+
+@contextlib.contextmanager
+def progress_reporter(description: str, every: int = 10) -> Iterator[Callable[[int, str], None]]:
+    """Yield a ``(count, label)`` callback showing progress of open-ended work.
+
+    On a terminal: a rich spinner with the count and the current step. Otherwise (CI, logs,
+    pipes): an INFO log line every ``every`` steps, so nothing floods the output.
+    """
+    if sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"),
+                   TextColumn("{task.completed} done · {task.fields[label]}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task(description, total=None, label="")
+
+            def update(count: int, label: str) -> None:
+                bar.update(task, completed=count, label=label)
+
+            yield update
+        return
+    log = logging.getLogger("recastkit.cli")
+
+    def log_update(count: int, label: str) -> None:
+        if count % every == 0:
+            log.info("%s: %d done (%s)", description, count, label)
+
+    yield log_update

@@ -80,7 +80,7 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
             mu_max: float | None, n_points: int, test_stat: str, rebin: int,
             significance: bool, workers: int, outdir: Path, as_json: bool) -> None:
     """Upper limits on the signal strength μ and on σ × BR for a scaled signal."""
-    from recastkit.cli._common import echo_json, echo_table
+    from recastkit.cli._common import echo_json, echo_table, progress_reporter
     from recastkit.units import parse_lumi, parse_xsec
     from recastkit.workflow import FitRequest, run_fit
 
@@ -108,7 +108,8 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
         mu_max=mu_max, n_points=n_points, test_stat=test_stat, rebin=rebin,
         significance=significance, workers=workers,
     )
-    result = run_fit(req).result
+    with progress_reporter("CLs hypotests") as progress:
+        result = run_fit(req, progress=progress).result
     if as_json:
         echo_json(result.to_dict())
         return

@@ -13,7 +13,8 @@ calling :func:`pyhf.infer.hypotest` directly. The fits use finite-difference gra
 backend), so their cost grows with the square of the number of parameters: a one-channel model
 with 100 bins (100 staterror parameters) needs ~10 s per μ point, a 10-bin model ~0.2 s.
 
-Upper limits: the μ range adapts until the observed and every expected CLs curve cross the
+Upper limits: the initial μ range is three times a fit-free Asimov estimate of the median
+expected limit; it then adapts until the observed and every expected CLs curve cross the
 level ``1 − cl`` (extending or shrinking it, with a log message and a note in the result);
 the scan is interpolated linearly in log CLs between the two bracketing points, and the
 observed limit is then refined with :func:`scipy.optimize.toms748` on CLs(μ) − (1 − cl).
@@ -38,6 +39,8 @@ from recastkit.stats.results import ClsResult, LimitResult
 log = logging.getLogger(__name__)
 
 TestStat = Literal["qtilde", "q"]
+#: Progress callback: (hypotests done so far, what is being computed).
+Progress = Callable[[int, str], None]
 TEST_STATS: tuple[str, ...] = ("qtilde", "q")
 #: Largest number of doublings/halvings of the μ range before giving up.
 MAX_RANGE_STEPS = 30
@@ -171,12 +174,14 @@ def _pool_eval(mu: float) -> tuple[float, tuple[float, ...]]:
 class _ClsCurve:
     """Memoized CLs(μ) for one likelihood (observed + 5 expected)."""
 
-    def __init__(self, lh: Likelihood, test_stat: str, workers: int) -> None:
+    def __init__(self, lh: Likelihood, test_stat: str, workers: int,
+                 progress: Progress | None = None) -> None:
         self.lh = lh
         self.test_stat = test_stat
         self.workers = max(1, int(workers))
         self.values: dict[float, tuple[float, tuple[float, ...]]] = {}
         self.n_hypotests = 0
+        self.progress = progress
 
     def set_likelihood(self, lh: Likelihood) -> None:
         """Switch to ``lh`` (e.g. wider POI bounds); forget values computed with another."""
@@ -190,6 +195,8 @@ class _ClsCurve:
             self.values[mu] = _hypotest(self.lh, mu, self.test_stat)
             self.n_hypotests += 1
             log.debug("CLs(μ=%.6g) = %.6g", mu, self.values[mu][0])
+            if self.progress is not None:
+                self.progress(self.n_hypotests, f"CLs(μ={mu:.4g})")
         return self.values[mu]
 
     def all_curves(self, mu: float) -> list[float]:
@@ -205,7 +212,11 @@ class _ClsCurve:
             try:
                 ctx = multiprocessing.get_context("fork")
                 with ctx.Pool(min(self.workers, len(todo))) as pool:
-                    results = pool.map(_pool_eval, todo, chunksize=1)
+                    results = []
+                    for res in pool.imap(_pool_eval, todo, chunksize=1):
+                        results.append(res)
+                        if self.progress is not None:
+                            self.progress(self.n_hypotests + len(results), "CLs scan")
             finally:
                 _POOL_STATE.clear()
             for mu, res in zip(todo, results, strict=True):
@@ -233,11 +244,36 @@ def _interp_log(mus: np.ndarray, cls: np.ndarray, i: int, level: float) -> float
     return float(mus[i] + t * (mus[i + 1] - mus[i]))
 
 
+def asimov_limit_estimate(lh: Likelihood) -> float | None:
+    """A cheap estimate of the median expected 95% CL limit on μ (no fit).
+
+    With s and b the expected signal (μ = 1) and background yields per bin at the initial
+    parameters, the Asimov discovery-free approximation gives σ_μ ≈ (Σ s²/b)^(-1/2) and the
+    median expected CLs limit ≈ 1.96 σ_μ (Cowan et al., arXiv:1007.1727, eq. 88 for small
+    signals, no systematic uncertainties). Used only to choose the initial scan range.
+
+    Returns:
+        The estimate, or None when the model gives no signal or no background.
+    """
+    pars = np.asarray(lh.init_pars, dtype=float)
+    with_signal, without = pars.copy(), pars.copy()
+    with_signal[lh.poi_index], without[lh.poi_index] = 1.0, 0.0
+    sb = np.asarray(lh.model.expected_actualdata(with_signal), dtype=float)
+    b = np.asarray(lh.model.expected_actualdata(without), dtype=float)
+    s = sb - b
+    mask = b > 0
+    q = float(np.sum(s[mask] ** 2 / b[mask]))
+    if not math.isfinite(q) or q <= 0:
+        return None
+    return 1.96 / math.sqrt(q)
+
+
 def _find_range(curve: _ClsCurve, hi: float, level: float, user_range: bool,
                 notes: list[str]) -> float:
     """Adapt the upper end of the μ range until every CLs curve is below ``level`` there."""
     start = hi
     steps = 0
+    curve.many([hi, hi / 2])  # both first probes at once when there are several workers
     while max(curve.all_curves(hi)) >= level:
         steps += 1
         if steps > MAX_RANGE_STEPS:
@@ -293,14 +329,15 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
                 xsec_ref_fb: float | None = None, significance: bool = False,
                 refine: bool = True, workers: int = 1,
                 settings: Mapping[str, Any] | None = None,
-                notes: Sequence[str] = ()) -> LimitResult:
+                notes: Sequence[str] = (), progress: Progress | None = None) -> LimitResult:
     """Scan CLs in μ and compute the observed and expected upper limits.
 
     Args:
         lh: The compiled model and data.
-        mu_max: Upper end of the scan; chosen automatically (starting at 1 and doubling or
-            halving) when None. A range that does not bracket every limit is extended, a
-            range much wider than the largest limit is shrunk; both are noted.
+        mu_max: Upper end of the scan; chosen automatically when None (starting at three
+            times :func:`asimov_limit_estimate`, then doubling or halving). A range that
+            does not bracket every limit is extended, a range much wider than the largest
+            limit is shrunk; both are noted.
         n_points: Number of scan points from 0 to ``mu_max`` (≥ 3).
         cl: Confidence level (the limit is where CLs = 1 − ``cl``).
         test_stat: ``"qtilde"`` or ``"q"``.
@@ -310,6 +347,7 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
         workers: Processes for the scan (fork; 1 = serial).
         settings: Extra settings to record (e.g. the seed).
         notes: Remarks to carry into the result.
+        progress: Called after each hypotest with the count so far and a label.
 
     Raises:
         StatsError: Invalid arguments, or no sensitivity within 2³⁰ × the initial range.
@@ -327,8 +365,13 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
     level = 1.0 - cl
     all_notes = list(notes)
     with fit_cache():
-        start = float(mu_max) if mu_max is not None else 1.0
-        curve = _ClsCurve(lh.with_poi_bound(start), str(test_stat), workers)
+        if mu_max is not None:
+            start = float(mu_max)
+        else:
+            estimate = asimov_limit_estimate(lh)
+            # 3 × the median estimate covers the +2σ band (≈ 1.9 × median) with margin.
+            start = 1.0 if estimate is None else float(f"{3.0 * estimate:.2g}")
+        curve = _ClsCurve(lh.with_poi_bound(start), str(test_stat), workers, progress)
         hi = _find_range(curve, start, level, mu_max is not None, all_notes)
         mus = np.linspace(0.0, hi, int(n_points))
         curve.many(mus.tolist())
@@ -348,8 +391,9 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
             i_obs = _crossing(mus, obs_arr, level)
             assert i_obs is not None
             a, b = float(mus[i_obs]), float(mus[i_obs + 1])
+            # rtol 1e-5 on μ keeps |CLs(limit) − level| far below 1e-4 at a few evaluations
             limits[0] = float(toms748(lambda m: curve(m)[0] - level, a, b, k=2,
-                                      xtol=1e-12, rtol=1e-7))
+                                      xtol=1e-12, rtol=1e-5))
         cls_obs_at_limit = curve(limits[0])[0] if refine else None
         final_lh = curve.lh
         sig = discovery_significance(final_lh) if significance else None
