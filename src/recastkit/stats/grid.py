@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,9 @@ def point_name(path: str | os.PathLike[str]) -> str:
 def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
                   patches: Sequence[str | os.PathLike[str]] | Mapping[str, Any], *,
                   mu: float = 1.0, test_stat: str = "qtilde", limits: bool = False,
-                  n_points: int = 11) -> tuple[GridPoint, ...]:
+                  n_points: int = 11,
+                  progress: Callable[[int, str], None] | None = None
+                  ) -> tuple[GridPoint, ...]:
     """Evaluate a published likelihood for several signal points.
 
     Args:
@@ -133,6 +135,7 @@ def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
         limits: Also compute the upper limits on μ (:func:`upper_limit`: automatic range,
             ``n_points`` scan points, toms748 refinement of the observed limit; slower).
         n_points: Scan points per signal point when ``limits`` is set.
+        progress: Called after each signal point with the count done and the point name.
 
     Returns:
         One :class:`GridPoint` per patch, in the given order.
@@ -162,4 +165,6 @@ def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
                  name, point.cls_observed, point.cls_expected[2],
                  "excluded" if point.excluded else "allowed", seconds)
         out.append(point)
+        if progress is not None:
+            progress(k, name)
     return tuple(out)
