@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
 
+from recastkit._json import dumps, to_jsonable
 
-def to_jsonable(obj: Any) -> Any:
-    """Turn dataclasses, paths, numpy scalars/arrays and tuples into JSON-ready values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def dumps(doc: Any) -> str:
-    """The one JSON style of the CLI: sorted keys, indent 4."""
-    return json.dumps(to_jsonable(doc), indent=4, sort_keys=True)
+__all__ = ["dumps", "echo_json", "echo_table", "progress_reporter", "to_jsonable"]
 
 
 def echo_json(doc: Any) -> None:

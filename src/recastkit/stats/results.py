@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from recastkit._atomic import write_text_atomic
+from recastkit._json import dumps as _dumps
+from recastkit._json import to_jsonable as _jsonable
 
 #: Order of the expected-band entries everywhere: −2σ, −1σ, median, +1σ, +2σ.
 BAND_LABELS: tuple[str, ...] = ("-2sigma", "-1sigma", "median", "+1sigma", "+2sigma")
 
 
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def dumps(obj: Any) -> str:
     """JSON of a result: sorted keys, indent 4, a trailing newline; NaN/inf become null."""
-    return json.dumps(_jsonable(obj), indent=4, sort_keys=True, allow_nan=False) + "\n"
+    return _dumps(obj) + "\n"
 
 
 @dataclass(frozen=True)
