@@ -177,3 +177,75 @@ def test_schema_has_descriptions_everywhere():
                 assert "description" in sub, f"{where}.{key}"
                 walk(sub, f"{where}.{key}")
     walk(load_schema("selection"), "$")
+
+
+@pytest.mark.parametrize(("pt_min", "eta_max"), [(None, None), (25.0, 2.0)])
+def test_float32_key_path_equals_float64_path_on_edge_cases(pt_min, eta_max):
+    # float32 pT uses integer top-2 keys, float64 pT the comparisons: both must pick the same
+    # jets with ties (earlier jet wins), NaN and -inf pT (never lead), -0.0 == +0.0, negative pT
+    rng = np.random.default_rng(11)
+    n_events = 3000
+    counts = rng.poisson(4.0, n_events)
+    n = int(counts.sum())
+    pt = rng.choice(np.array([0.0, -0.0, -5.0, 20.0, 30.0, 30.0, 45.5, np.nan, -np.inf]), n)
+    pt = np.where(rng.random(n) < 0.5, rng.exponential(40.0, n), pt).astype(np.float32)
+    eta = rng.uniform(-3.0, 3.0, n).astype(np.float32)
+    phi = rng.uniform(-np.pi, np.pi, n).astype(np.float32)
+    m = rng.uniform(0.0, 10.0, n).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    w = rng.normal(1.0, 0.3, n_events)
+    config = SelectionConfig(jet_pt_min_gev=pt_min, jet_abs_eta_max=eta_max)
+    accs = []
+    for dtype in (np.float32, np.float64):
+        jets = tuple(a.astype(dtype) for a in (pt, eta, phi, m))
+        acc = SelectionAccumulator.empty(config)
+        acc.fill(EventChunk("mem", 0, n_events, offsets, jets, w), FLAT, config)
+        accs.append(acc)
+    a, b = accs
+    np.testing.assert_array_equal(a.cut_n, b.cut_n)
+    np.testing.assert_array_equal(a.cut_w, b.cut_w)
+    np.testing.assert_array_equal(a.njets, b.njets)
+    np.testing.assert_array_equal(a.mjj, b.mjj)  # same pairs, same float64 inputs
+    np.testing.assert_array_equal(a.moments, b.moments)
+    assert a.cut_n[1] > 2000  # the sample is not trivially empty
+
+
+def test_fast_exp_and_cos_match_libm():
+    from recastkit.selection import _cos, _cos_poly, _exp_poly
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-20.0, 20.0, 20000)
+    got = np.array([_exp_poly(v) for v in x])
+    np.testing.assert_allclose(got, np.exp(x), rtol=5e-16, atol=0)
+    y = np.concatenate([rng.uniform(-2 * np.pi, 2 * np.pi, 20000),
+                        [0.0, np.pi / 2, np.pi, 2 * np.pi, -2 * np.pi]])
+    np.testing.assert_allclose([_cos_poly(v) for v in y], np.cos(y), rtol=0, atol=5e-16)
+    big = np.array([7.0, -100.0, 1e6])
+    np.testing.assert_array_equal([_cos(v) for v in big], np.cos(big))
+    assert math.isnan(_cos(float("nan")))
+
+
+def test_pairs_outside_the_fast_range_use_libm():
+    # |eta| > 20 and |dphi| > 2 pi take the libm path (back-to-back in eta: no cancellation)
+    pt = np.array([50.0, 40.0, 50.0, 40.0], dtype=np.float32)
+    eta = np.array([21.0, -20.5, 0.3, -0.4], dtype=np.float32)
+    phi = np.array([0.0, 1.0, 10.0, -0.5], dtype=np.float32)
+    m = np.array([5.0, 3.0, 5.0, 3.0], dtype=np.float32)
+    chunk = EventChunk("mem", 0, 2, np.array([0, 2, 4], dtype=np.int64), (pt, eta, phi, m),
+                       np.array([1.0, 1.0]))
+    config = SelectionConfig(mjj_high_gev=1e12)
+    acc = SelectionAccumulator.empty(config)
+    acc.fill(chunk, FLAT, config)
+
+    def mass(i, j):
+        # m^2 = m1^2 + m2^2 + 2 (E1 E2 - pT1 pT2 cos(dphi) - pz1 pz2)
+        p, h, f, q = (np.float64(a[[i, j]]) for a in (pt, eta, phi, m))
+        e = np.hypot(p * np.cosh(h), q)
+        pz = p * np.sinh(h)
+        msq = q @ q + 2.0 * (e[0] * e[1] - p[0] * p[1] * math.cos(f[0] - f[1]) - pz[0] * pz[1])
+        return math.sqrt(msq)
+
+    m0, m1 = mass(0, 1), mass(2, 3)
+    assert acc.moments[0, 2] == pytest.approx(min(m0, m1), rel=1e-9)
+    assert acc.moments[0, 3] == pytest.approx(max(m0, m1), rel=1e-9)
+    assert acc.moments[0, 1] == pytest.approx(m0 + m1, rel=1e-9)

@@ -262,20 +262,83 @@ def _bin(x: float, n: int, lo: float, hi: float) -> int:  # pragma: no cover - c
     return n + 1
 
 
+_TWO_PI_HI = 6.283185307179586  # 2π = _TWO_PI_HI + _TWO_PI_LO
+_TWO_PI_LO = 2.4492935982947064e-16
+_PI_HI = 3.141592653589793  # π = _PI_HI + _PI_LO
+_PI_LO = 1.2246467991473532e-16
+_HALF_PI = 1.5707963267948966
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fill(  # noqa: PLR0917 - numba kernels take positional arguments
-    h: Any, k: int, mom: Any, km: int, x: float, w: float, n: int, lo: float,
-    hi: float,
+def _cos_poly(x: float) -> float:  # pragma: no cover - compiled
+    """cos(x) for |x| <= 2π (any Δφ of two angles in [-π, π]), within 4e-16 of libm.
+
+    The argument is folded exactly to [0, π/2] (2π - |x| and π - |x| with two-part
+    constants) and cos is its Taylor series to x^22 (truncation error < 1e-19 there). No
+    branches and no calls, so loops over it vectorize. Other arguments: see :func:`_cos`.
+    """
+    a = abs(x)
+    a = (_TWO_PI_HI - a) + _TWO_PI_LO if a > _PI_HI else a
+    neg = a > _HALF_PI
+    a = (_PI_HI - a) + _PI_LO if neg else a
+    z = a * a
+    c = 1.0 + z * (-1.0 / 2 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320 + z * (
+        -1.0 / 3628800 + z * (1.0 / 479001600 + z * (-1.0 / 87178291200 + z * (
+            1.0 / 20922789888000 + z * (-1.0 / 6402373705728000 + z * (
+                1.0 / 2432902008176640000 + z * (-1.0 / 1124000727777607680000)))))))))))
+    return -c if neg else c
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cos(x: float) -> float:  # pragma: no cover - compiled
+    """cos(x): :func:`_cos_poly` for |x| <= 2π, ``math.cos`` otherwise (and for NaN)."""
+    if abs(x) <= _TWO_PI_HI:
+        return _cos_poly(x)
+    return math.cos(x)
+
+
+_EXP_MAX_ARG = 20.0  # |x| range of _exp_poly (enough for any jet η)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with 21 trailing zero bits
+_LN2_LO = 1.9082149292705877e-10
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
+    """exp(x) for |x| <= 20 within a few ulp of libm, without branches or calls.
+
+    x = k ln2 + r with k = round(x / ln2) (exact Cody-Waite reduction, |r| <= 0.35); exp(r) is
+    its Taylor series to r^14 (truncation error < 1e-17) and 2^k is built exactly as the
+    integer 2^(k+30) times 2^-30.
+    """
+    k = np.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
+                1.0 / 6227020800 + r * (1.0 / 87178291200))))))))))))))
+    return float(p * (np.float64(np.int64(1) << np.int64(k + 30.0)) * 9.313225746154785e-10))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hfill(  # noqa: PLR0917 - numba kernels take positional arguments
+    h: Any, k: int, x: float, w: float, n: int, lo: float, hi: float,
 ) -> None:  # pragma: no cover - compiled
     b = _bin(x, n, lo, hi)
     h[k, b, 0] += w
     h[k, b, 1] += w * w
-    mom[km, 0] += w
-    mom[km, 1] += w * x
-    if x < mom[km, 2]:  # noqa: PLR1730 - NaN must not replace the minimum
-        mom[km, 2] = x
-    if x > mom[km, 3]:  # noqa: PLR1730
-        mom[km, 3] = x
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mom(  # noqa: PLR0917
+    sw: float, swx: float, lo: float, hi: float, x: float, w: float,
+) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """Moments ``(Σw, Σw·x, min, max)`` updated with ``x`` (NaN never replaces min/max)."""
+    if x < lo:  # noqa: PLR1730
+        lo = x
+    if x > hi:  # noqa: PLR1730
+        hi = x
+    return sw + w, swx + w * x, lo, hi
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -307,8 +370,83 @@ def _mass(  # noqa: PLR0917
     pz1, e1 = _pz_e(pt1, np.float64(c1[i]), m1)
     pz2, e2 = _pz_e(pt2, np.float64(c1[j]), m2_)
     dphi = np.float64(c2[i]) - np.float64(c2[j])
-    msq = m1 * m1 + m2_ * m2_ + 2.0 * (e1 * e2 - pt1 * pt2 * math.cos(dphi) - pz1 * pz2)
+    msq = m1 * m1 + m2_ * m2_ + 2.0 * (e1 * e2 - pt1 * pt2 * _cos(dphi) - pz1 * pz2)
     return math.sqrt(msq) if msq > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _masses_ptetaphim(  # noqa: PLR0917
+    c0: Any, c1: Any, c2: Any, c3: Any, pair_i: Any, pair_j: Any, n_pairs: int, escale: float,
+    mass: Any,
+) -> None:  # pragma: no cover - compiled
+    """``mass[k]`` of the jet pairs ``(pair_i[k], pair_j[k])``, in GeV, for pt/eta/phi/m jets.
+
+    Same formula as :func:`_mass`, organised as simple loops over float64 buffers that LLVM
+    vectorizes (exp and cos by :func:`_exp_poly` / :func:`_cos_poly`); pairs with |η| > 20
+    or |Δφ| > 2π (or NaN) are recomputed by :func:`_mass` with libm.
+    """
+    ex1 = np.empty(n_pairs, dtype=np.float64)
+    ex2 = np.empty(n_pairs, dtype=np.float64)
+    cdp = np.empty(n_pairs, dtype=np.float64)
+    n_bad = 0
+    for k in range(n_pairs):  # gather
+        i = pair_i[k]
+        j = pair_j[k]
+        eta1 = np.float64(c1[i])
+        eta2 = np.float64(c1[j])
+        dphi = np.float64(c2[i]) - np.float64(c2[j])
+        ex1[k] = eta1
+        ex2[k] = eta2
+        cdp[k] = dphi
+        ok = ((abs(eta1) <= _EXP_MAX_ARG) & (abs(eta2) <= _EXP_MAX_ARG)
+              & (abs(dphi) <= _TWO_PI_HI))
+        n_bad += not ok
+    if n_bad:  # keep the vector loops in range; the bad pairs are redone below
+        for k in range(n_pairs):
+            if not abs(ex1[k]) <= _EXP_MAX_ARG:
+                ex1[k] = 0.0
+            if not abs(ex2[k]) <= _EXP_MAX_ARG:
+                ex2[k] = 0.0
+            if not abs(cdp[k]) <= _TWO_PI_HI:
+                cdp[k] = 0.0
+    for k in range(n_pairs):
+        ex1[k] = _exp_poly(ex1[k])
+    for k in range(n_pairs):
+        ex2[k] = _exp_poly(ex2[k])
+    for k in range(n_pairs):
+        cdp[k] = _cos_poly(cdp[k])
+    for k in range(n_pairs):
+        i = pair_i[k]
+        j = pair_j[k]
+        pt1 = np.float64(c0[i]) * escale
+        pt2 = np.float64(c0[j]) * escale
+        m1 = np.float64(c3[i]) * escale
+        m2 = np.float64(c3[j]) * escale
+        x1 = ex1[k]
+        x2 = ex2[k]
+        inv1 = 1.0 / x1
+        inv2 = 1.0 / x2
+        pz1 = pt1 * 0.5 * (x1 - inv1)
+        pc1 = pt1 * 0.5 * (x1 + inv1)
+        pz2 = pt2 * 0.5 * (x2 - inv2)
+        pc2 = pt2 * 0.5 * (x2 + inv2)
+        e1 = math.sqrt(pc1 * pc1 + m1 * m1)
+        e2 = math.sqrt(pc2 * pc2 + m2 * m2)
+        msq = m1 * m1 + m2 * m2 + 2.0 * (e1 * e2 - pt1 * pt2 * cdp[k] - pz1 * pz2)
+        mass[k] = math.sqrt(msq) if msq > 0.0 else 0.0
+    if n_bad:
+        for k in range(n_pairs):
+            i = pair_i[k]
+            j = pair_j[k]
+            dphi = np.float64(c2[i]) - np.float64(c2[j])
+            if not ((abs(np.float64(c1[i])) <= _EXP_MAX_ARG)
+                    & (abs(np.float64(c1[j])) <= _EXP_MAX_ARG) & (abs(dphi) <= _TWO_PI_HI)):
+                mass[k] = _mass(c0, c1, c2, c3, i, j, False, escale)
+
+
+_NJ_LUT = 64
+_EMPTY = np.int64(-(2**63))  # no jet, in the integer top-2 keys
+_NO_BITS = np.zeros(0, dtype=np.int32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -317,8 +455,42 @@ def _kernel(  # noqa: PLR0917
             weights: Any, pt_min: float, apply_pt: bool, eta_max: float, apply_eta: bool,
             min_jets: int, mjj_n: int, mjj_lo: float, mjj_hi: float, nj_n: int, nj_lo: float,
             nj_hi: float, hmjj: Any, hnj: Any, moments: Any, cut_n: Any,
-            cut_w: Any) -> None:  # pragma: no cover - compiled
+            cut_w: Any, pt_bits: Any, use_bits: bool) -> None:  # pragma: no cover - compiled
     n_events = offsets.shape[0] - 1
+    no_pt = not apply_pt
+    no_eta = not apply_eta
+    # The cutflow and moment sums live in locals (registers) during the loop and are stored
+    # once at the end: same additions in the same order as updating the arrays per event,
+    # without a store/reload per event (the arrays could alias, so LLVM cannot do this).
+    n0 = cut_n[0]
+    n1 = cut_n[1]
+    n2 = cut_n[2]
+    n3 = cut_n[3]
+    w0 = cut_w[0, 0]
+    v0 = cut_w[0, 1]
+    w1 = cut_w[1, 0]
+    v1 = cut_w[1, 1]
+    w2_ = cut_w[2, 0]
+    v2 = cut_w[2, 1]
+    w3 = cut_w[3, 0]
+    v3 = cut_w[3, 1]
+    m0 = (moments[0, 0], moments[0, 1], moments[0, 2], moments[0, 3])
+    m1 = (moments[1, 0], moments[1, 1], moments[1, 2], moments[1, 3])
+    m2 = (moments[2, 0], moments[2, 1], moments[2, 2], moments[2, 3])
+    m3 = (moments[3, 0], moments[3, 1], moments[3, 2], moments[3, 3])
+    # Phase 1 records the jet pairs whose mass is needed; phase 2 computes those masses in
+    # a branch-free loop (long exp/sqrt/cos latency chains overlap across pairs there instead
+    # of stalling the branchy event loop); phase 3 fills the m_jj histograms in event order.
+    pair_i = np.empty(2 * n_events + 1, dtype=np.int64)
+    pair_j = np.empty(2 * n_events + 1, dtype=np.int64)
+    raw_k = np.empty(n_events, dtype=np.int64)
+    kin_k = np.empty(n_events, dtype=np.int64)
+    nkin = np.empty(n_events, dtype=np.int64)
+    n_pairs = 0
+    # n_jets bins of small counts, with the same arithmetic as _bin (no division per event)
+    nj_lut = np.empty(_NJ_LUT, dtype=np.int64)
+    for k in range(_NJ_LUT):
+        nj_lut[k] = _bin(np.float64(k), nj_n, nj_lo, nj_hi)
     for ev in range(n_events):
         w = weights[ev]
         w2 = w * w
@@ -336,76 +508,157 @@ def _kernel(  # noqa: PLR0917
         q2 = -np.inf
         n_pt = 0
         n_kin = 0
-        for j in range(start, stop):
-            if cartesian:
-                px = np.float64(c0[j])
-                py = np.float64(c1[j])
-                pt = math.sqrt(px * px + py * py) * escale
-            else:
-                pt = np.float64(c0[j]) * escale
-            if pt > p1:
-                p2 = p1
-                b2 = b1
-                p1 = pt
-                b1 = j
-            elif pt > p2:
-                p2 = pt
-                b2 = j
-            if apply_pt and not pt > pt_min:
-                continue
-            n_pt += 1
-            if apply_eta:
+        if use_bits:
+            # float32 pT: top 2 by integer keys (order-preserving pT bits, then the earlier
+            # jet) with max/min, which compile to conditional moves; NaN/-inf never enter
+            k1 = _EMPTY
+            k2 = _EMPTY
+            u1 = _EMPTY
+            u2 = _EMPTY
+            for j in range(start, stop):
+                pt = float(c0[j]) * escale
+                bits = np.int64(pt_bits[j])
+                mono = bits if bits >= 0 else (bits ^ 0x7FFFFFFF) + 1  # -0.0 == +0.0
+                key = (mono << 32) | (0xFFFFFFFF - (j - start))
+                key = key if pt > -np.inf else _EMPTY
+                hi = max(k1, key)
+                k2 = max(k2, min(k1, key))
+                k1 = hi
+                pass_pt = bool(no_pt | (pt > pt_min))
+                sel = bool(pass_pt & (no_eta | (abs(np.float64(c1[j])) < eta_max)))
+                n_pt += int(pass_pt)
+                n_kin += int(sel)
+                kk = key if sel else _EMPTY
+                hi = max(u1, kk)
+                u2 = max(u2, min(u1, kk))
+                u1 = hi
+            b1 = -1 if k1 == _EMPTY else start + (0xFFFFFFFF - (k1 & 0xFFFFFFFF))
+            b2 = -1 if k2 == _EMPTY else start + (0xFFFFFFFF - (k2 & 0xFFFFFFFF))
+            s1 = -1 if u1 == _EMPTY else start + (0xFFFFFFFF - (u1 & 0xFFFFFFFF))
+            s2 = -1 if u2 == _EMPTY else start + (0xFFFFFFFF - (u2 & 0xFFFFFFFF))
+        else:
+            for j in range(start, stop):
                 if cartesian:
-                    pz = np.float64(c2[j]) * escale
-                    abs_eta = math.asinh(abs(pz) / pt) if pt > 0.0 else np.inf
+                    px = np.float64(c0[j])
+                    py = np.float64(c1[j])
+                    pt = math.sqrt(px * px + py * py) * escale
                 else:
-                    abs_eta = abs(np.float64(c1[j]))
-                if not abs_eta < eta_max:
-                    continue
-            n_kin += 1
-            if pt > q1:
-                q2 = q1
-                s2 = s1
-                q1 = pt
-                s1 = j
-            elif pt > q2:
-                q2 = pt
-                s2 = j
+                    pt = np.float64(c0[j]) * escale
+                if pt > p1:
+                    p2 = p1
+                    b2 = b1
+                    p1 = pt
+                    b1 = j
+                elif pt > p2:
+                    p2 = pt
+                    b2 = j
+                if apply_eta:
+                    if cartesian:
+                        pz = np.float64(c2[j]) * escale
+                        abs_eta = math.asinh(abs(pz) / pt) if pt > 0.0 else np.inf
+                    else:
+                        abs_eta = abs(np.float64(c1[j]))
+                else:
+                    abs_eta = 0.0
+                # the cuts as selects, not branches: random jets would mispredict them
+                pass_pt = bool(no_pt | (pt > pt_min))
+                sel = bool(pass_pt & (no_eta | (abs_eta < eta_max)))
+                n_pt += int(pass_pt)
+                n_kin += int(sel)
+                ptk = pt if sel else -np.inf  # a rejected jet never enters the kin top 2
+                if ptk > q1:
+                    q2 = q1
+                    s2 = s1
+                    q1 = ptk
+                    s1 = j
+                elif ptk > q2:
+                    q2 = ptk
+                    s2 = j
         # cutflow
-        cut_n[0] += 1
-        cut_w[0, 0] += w
-        cut_w[0, 1] += w2
+        n0 += 1
+        w0 += w
+        v0 += w2
         if n_all >= min_jets:
-            cut_n[1] += 1
-            cut_w[1, 0] += w
-            cut_w[1, 1] += w2
+            n1 += 1
+            w1 += w
+            v1 += w2
         if n_pt >= min_jets:
-            cut_n[2] += 1
-            cut_w[2, 0] += w
-            cut_w[2, 1] += w2
+            n2 += 1
+            w2_ += w
+            v2 += w2
         # raw histograms
-        _fill(hnj, 0, moments, 2, np.float64(n_all), w, nj_n, nj_lo, nj_hi)
-        r1 = -1
-        r2 = -1
-        mjj = 0.0
-        if n_all >= min_jets:
-            # jets with NaN pT never lead; such an event keeps its first two jets
-            r1 = b1 if b2 >= 0 else start
-            r2 = b2 if b2 >= 0 else start + 1
-            mjj = _mass(c0, c1, c2, c3, r1, r2, cartesian, escale)
-            _fill(hmjj, 0, moments, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
-        # kin selection
-        if n_kin >= min_jets:
-            cut_n[3] += 1
-            cut_w[3, 0] += w
-            cut_w[3, 1] += w2
-            _fill(hnj, 1, moments, 3, np.float64(n_kin), w, nj_n, nj_lo, nj_hi)
-            if s2 < 0:  # only with NaN pT and no pT cut: fall back to the raw choice
-                s1 = b1 if b2 >= 0 else start
-                s2 = b2 if b2 >= 0 else start + 1
-            if s1 != r1 or s2 != r2:  # reuse the raw m_jj when the pair is the same
-                mjj = _mass(c0, c1, c2, c3, s1, s2, cartesian, escale)
-            _fill(hmjj, 1, moments, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
+        x = np.float64(n_all)
+        bn = nj_lut[n_all] if n_all < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
+        hnj[0, bn, 0] += w
+        hnj[0, bn, 1] += w2
+        m2 = _mom(m2[0], m2[1], m2[2], m2[3], x, w)
+        raw_k[ev] = -1
+        kin_k[ev] = -1
+        if n_all < min_jets:
+            continue  # then n_kin < min_jets too
+        # jets with NaN pT never lead; such an event keeps its first two jets
+        r1 = b1 if b2 >= 0 else start
+        r2 = b2 if b2 >= 0 else start + 1
+        pair_i[n_pairs] = r1
+        pair_j[n_pairs] = r2
+        raw_k[ev] = n_pairs
+        n_pairs += 1
+        # kin selection, as selects (passing is a coin flip on busy events); its n_jets
+        # fill is done in phase 3. Adding 0.0 leaves a sum bit-identical.
+        passk = n_kin >= min_jets
+        n3 += int(passk)
+        w3 += w if passk else 0.0
+        v3 += w2 if passk else 0.0
+        nkin[ev] = n_kin
+        s1 = s1 if s2 >= 0 else r1  # s2 < 0 only with NaN pT and no pT cut: raw choice
+        s2 = s2 if s2 >= 0 else r2
+        differ = passk & ((s1 != r1) | (s2 != r2))
+        pair_i[n_pairs] = s1  # overwritten by the next pair unless counted
+        pair_j[n_pairs] = s2
+        kin_k[ev] = n_pairs if differ else (n_pairs - 1 if passk else -1)
+        n_pairs += int(differ)
+    # phase 2: the masses
+    mass = np.empty(n_pairs, dtype=np.float64)
+    if cartesian:
+        for k in range(n_pairs):
+            mass[k] = _mass(c0, c1, c2, c3, pair_i[k], pair_j[k], cartesian, escale)
+    else:
+        _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass)
+    # phase 3: m_jj fills, in event order
+    for ev in range(n_events):
+        k = raw_k[ev]
+        if k < 0:
+            continue
+        w = weights[ev]
+        mjj = mass[k]
+        _hfill(hmjj, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
+        m0 = _mom(m0[0], m0[1], m0[2], m0[3], mjj, w)
+        k = kin_k[ev]
+        if k >= 0:
+            nk = nkin[ev]
+            x = np.float64(nk)
+            bn = nj_lut[nk] if nk < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
+            hnj[1, bn, 0] += w
+            hnj[1, bn, 1] += w * w
+            m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
+            mjj = mass[k]
+            _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
+            m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
+    cut_n[0] = n0
+    cut_n[1] = n1
+    cut_n[2] = n2
+    cut_n[3] = n3
+    cut_w[0, 0] = w0
+    cut_w[0, 1] = v0
+    cut_w[1, 0] = w1
+    cut_w[1, 1] = v1
+    cut_w[2, 0] = w2_
+    cut_w[2, 1] = v2
+    cut_w[3, 0] = w3
+    cut_w[3, 1] = v3
+    for k, mk in enumerate((m0, m1, m2, m3)):
+        for i in range(4):
+            moments[k, i] = mk[i]
 
 
 # --------------------------------------------------------------------------- accumulation
@@ -445,6 +698,7 @@ class SelectionAccumulator:
     def fill(self, chunk: EventChunk, layout: EventLayout, config: SelectionConfig) -> None:
         """Run the fused selection kernel on one chunk, adding into these sums."""
         c0, c1, c2, c3 = chunk.jets
+        use_bits = c0.dtype == np.float32 and layout.kinematics != "pxpypze"
         _kernel(
             chunk.offsets, c0, c1, c2, c3, layout.kinematics == "pxpypze",
             layout.energy_scale_to_gev, chunk.weights,
@@ -456,6 +710,7 @@ class SelectionAccumulator:
             config.mjj_bins, float(config.mjj_low_gev), float(config.mjj_high_gev),
             config.njets_bins, float(config.njets_low), float(config.njets_high),
             self.mjj, self.njets, self.moments, self.cut_n, self.cut_w,
+            c0.view(np.int32) if use_bits else _NO_BITS, use_bits,
         )
         self.n_events += chunk.n_events
 
