@@ -68,6 +68,10 @@ def _parse_unc(text: str, option: str, n_max: int) -> tuple[float, ...]:
               help="Merge this many adjacent bins of every input first. Each bin gets an "
                    "MC-stat parameter; with the numpy backend a 100-bin model takes ~10 s "
                    "per CLs point, a 10-bin one ~0.2 s.")
+@click.option("--backend", type=click.Choice(["numpy", "jax"]), default="numpy",
+              show_default=True,
+              help="pyhf backend; jax (pip install 'recastkit[jax]') has exact gradients and "
+                   "fits a 100-bin model several times faster after a one-off compilation.")
 @click.option("--significance", is_flag=True, help="Also compute the discovery significance.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes for the CLs scan.")
@@ -78,7 +82,8 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
             data_spec: str | None, toy_data: bool, seed: int, xsec_unc: str | None,
             lumi_unc: str | None, xsec_text: str | None, lumi_text: str | None,
             mu_max: float | None, n_points: int, test_stat: str, rebin: int,
-            significance: bool, workers: int, outdir: Path, as_json: bool) -> None:
+            backend: str, significance: bool, workers: int, outdir: Path, as_json: bool
+            ) -> None:
     """Upper limits on the signal strength μ and on σ × BR for a scaled signal."""
     from recastkit.cli._common import echo_json, echo_table, progress_reporter
     from recastkit.units import parse_lumi, parse_xsec
@@ -106,7 +111,7 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
         xsec=None if xsec_text is None else parse_xsec(xsec_text),
         lumi=None if lumi_text is None else parse_lumi(lumi_text),
         mu_max=mu_max, n_points=n_points, test_stat=test_stat, rebin=rebin,
-        significance=significance, workers=workers,
+        significance=significance, workers=workers, backend=backend,
     )
     with progress_reporter("CLs hypotests") as progress:
         result = run_fit(req, progress=progress).result

@@ -207,7 +207,11 @@ class _ClsCurve:
         todo = [float(m) for m in mus if float(m) not in self.values]
         if not todo:
             return
-        if self.workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        import pyhf
+
+        forkable = pyhf.get_backend()[0].name == "numpy"  # jax is multithreaded: no fork
+        if (self.workers > 1 and forkable and len(todo) > 1
+                and "fork" in multiprocessing.get_all_start_methods()):
             _POOL_STATE.update(lh=self.lh, test_stat=self.test_stat)
             try:
                 ctx = multiprocessing.get_context("fork")

@@ -505,18 +505,55 @@ class Likelihood:
         return Likelihood(self.model, self.data, self.init_pars, tuple(bounds), self.fixed_params)
 
 
+#: pyhf tensor backends recastkit supports. ``jax`` gives the fits exact gradients
+#: (automatic differentiation): a 100-bin model fits several times faster than with
+#: ``numpy``'s finite differences, after a one-off compilation. Install ``recastkit[jax]``.
+BACKENDS: tuple[str, ...] = ("numpy", "jax")
+
+
+def use_backend(backend: str = "numpy") -> None:
+    """Select pyhf's tensor backend (with the scipy optimizer) for what follows.
+
+    Raises:
+        StatsError: For an unknown backend, listing the supported ones.
+        MissingDependencyError: When the backend's package is not installed.
+    """
+    import pyhf
+
+    from recastkit.exceptions import MissingDependencyError
+
+    if backend not in BACKENDS:
+        msg = f"unknown pyhf backend {backend!r}; supported: {', '.join(BACKENDS)}"
+        raise StatsError(msg)
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            msg = "the jax backend needs jax: pip install 'recastkit[jax]'"
+            raise MissingDependencyError(msg) from None
+    pyhf.set_backend(backend, "scipy")
+
+
 def likelihood_from_workspace(workspace: Mapping[str, Any], *, measurement: str | None = None,
                               patches: Sequence[Any] | None = None,
-                              modifier_settings: Mapping[str, Mapping[str, str]] | None = None
-                              ) -> Likelihood:
+                              modifier_settings: Mapping[str, Mapping[str, str]] | None = None,
+                              backend: str = "numpy") -> Likelihood:
     """Compile a pyhf workspace mapping into a :class:`Likelihood`.
+
+    Args:
+        workspace: The pyhf workspace.
+        measurement: Measurement name (default: the first).
+        patches: pyhf patches to apply.
+        modifier_settings: Interpolation codes per modifier type.
+        backend: pyhf tensor backend, one of :data:`BACKENDS`; it stays selected for the
+            inference that follows.
 
     Raises:
         StatsError: If pyhf rejects the workspace (the message carries pyhf's reason).
     """
     import pyhf
 
-    pyhf.set_backend("numpy", "scipy")
+    use_backend(backend)
     try:
         ws = pyhf.Workspace(dict(workspace))
         kwargs: dict[str, Any] = {}
@@ -539,7 +576,8 @@ def likelihood_from_workspace(workspace: Mapping[str, Any], *, measurement: str 
     )
 
 
-def make_likelihood(spec: ModelSpec) -> Likelihood:
+def make_likelihood(spec: ModelSpec, backend: str = "numpy") -> Likelihood:
     """Compile ``spec`` with its interpolation codes into a :class:`Likelihood`."""
     return likelihood_from_workspace(build_workspace(spec), measurement=spec.measurement_name,
-                                     modifier_settings=spec.modifier_settings())
+                                     modifier_settings=spec.modifier_settings(),
+                                     backend=backend)
