@@ -19,6 +19,7 @@ import datetime as _dt
 import logging
 import math
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -104,9 +105,12 @@ class ImportSummary:
         path: The table (absolute path).
         format: The format it was read as.
         n_records: Records stored.
-        n_skipped: Data rows read but not stored (placeholders, out-of-range values).
+        n_skipped: Data rows read but not stored (placeholders, out-of-range values,
+            identical duplicates).
         replaced: Records of an earlier import of the same file that were replaced.
         skipped: The skipped rows with their line numbers and reasons.
+        n_placeholders: Of the skipped rows, the σ = 0 placeholders.
+        n_negative: Stored records with a negative σ (interference samples, flagged).
     """
 
     path: Path
@@ -115,6 +119,8 @@ class ImportSummary:
     n_skipped: int
     replaced: int = 0
     skipped: tuple[SkippedRow, ...] = ()
+    n_placeholders: int = 0
+    n_negative: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,30 @@ class _Key:
     text: str
 
 
+_ETAG_RE = re.compile(r"^e[0-9]+$")
+
+
+def check_etag(etag: str | None) -> str | None:
+    """Normalize an e-tag given by the user (``"E5706 "`` -> ``"e5706"``).
+
+    Raises:
+        MissingMetadataError: For anything but ``e`` followed by digits (the message names
+            ``--etag``).
+    """
+    if etag is None:
+        return None
+    text = str(etag).strip().lower()
+    if not _ETAG_RE.match(text):
+        msg = (
+            f"--etag {etag!r} is not an e-tag: expected 'e' followed by digits, e.g. e5706 "
+            "(the evgen tag of a dataset name's AMI tags)"
+        )
+        raise MissingMetadataError(msg)
+    return text
+
+
 def _parse_key(key: int | str, etag: str | None) -> _Key:
+    etag = check_etag(etag)
     if isinstance(key, bool):
         msg = f"catalog key must be a DSID, a dataset name or a sample name, got {key!r}"
         raise MissingMetadataError(msg)
@@ -349,7 +378,8 @@ class Catalog:
         log.info("%s: imported %d records into %s", contents.path.name, len(contents.records),
                  self.path)
         return ImportSummary(contents.path, contents.format, len(contents.records),
-                             len(contents.skipped), replaced, contents.skipped)
+                             len(contents.skipped), replaced, contents.skipped,
+                             contents.n_placeholders, contents.n_negative)
 
     def add_records(self, records: Iterable[XsecRecord]) -> int:
         """Store records as they are (e.g. from a metadata service or typed by a user).
@@ -452,9 +482,25 @@ class Catalog:
         """
         k = _parse_key(key, etag)
         records = self.query(key, etag)
+        etag_text = f" with e-tag {k.etag}" if k.etag else ""
+        if k.etag is not None:
+            known = self.etags(key)
+            if known and k.etag not in known:
+                given = "--etag" if etag is not None else "the e-tag of the dataset name"
+                msg = (
+                    f"no cross-section record for {k.text!r} with e-tag {k.etag} ({given}) in "
+                    f"catalog {self.path}; e-tags in the catalog for it: {', '.join(known)} "
+                    "(a record without an e-tag is not used in place of a missing e-tag)"
+                )
+                raise MissingMetadataError(msg)
+            if not known and records:
+                log.warning(
+                    "%s: no record in catalog %s has an e-tag; e-tag %s matches the e-tag-less "
+                    "record(s) of %s, valid for every e-tag", k.text, self.path, k.etag,
+                    ", ".join(sorted({r.source.name for r in records})),
+                )
         if source is not None:
             records = [r for r in records if _source_matches(r.source, source)]
-        etag_text = f" with e-tag {k.etag}" if k.etag else ""
         if not records:
             hints: list[str] = []
             other = self.etags(key) if k.etag else []
@@ -495,9 +541,9 @@ class Catalog:
         etags = sorted({r.etag for r in records if r.etag})
         choose = []
         if len(etags) > 1:
-            choose.append(f"etag= one of {', '.join(etags)}")
+            choose.append(f"--etag one of {', '.join(etags)}")
         choose.append(
-            "source= one of " + ", ".join(sorted({r.source.name for r in records}))
+            "--xsec-source one of " + ", ".join(sorted({r.source.name for r in records}))
         )
         msg = (
             f"{len(records)} disagreeing cross-section records for {k.text!r}{etag_text} in "
