@@ -24,6 +24,8 @@ sources are never combined silently.** Every factor of σ × ε × k × L / Σw 
   ``allow_mixed_dsids``, which the Σw source records); then the sum recorded by the
   selection step in the input's metadata. Σw of files of another DSID than the input's is an
   error. The sum of the event weights left in a derivation is never used implicitly.
+"""
+
 from __future__ import annotations
 
 import logging
@@ -146,9 +148,9 @@ def _catalog_hint(req: NormalizationRequest, key: int | str | None,
     for rec in records:
         options = []
         if not eff_given and rec.filter_eff != 1.0:
-            options.append(f"--filter-eff {rec.filter_eff:.10g}")
+            options.append(f"--filter-eff {rec.filter_eff!r}")
         if not k_given and rec.k_factor != 1.0:
-            options.append(f"--k-factor {rec.k_factor:.10g}")
+            options.append(f"--k-factor {rec.k_factor!r}")
         if options:
             hints.append(f"{rec.describe()} -> {' '.join(options)}")
     if not hints:
@@ -158,6 +160,17 @@ def _catalog_hint(req: NormalizationRequest, key: int | str | None,
         f"given; catalog {path} holds a record with ε or k ≠ 1 for this sample: "
         f"{'; '.join(hints)} (give those options if your σ does not include them)"
     )
+
+
+def _dataset_key(req: NormalizationRequest, metadata: Mapping[str, Any]) -> int | str | None:
+    if req.dataset:
+        text = req.dataset.strip()
+        return int(text) if text.isdigit() else text
+    if metadata.get("dataset"):
+        return str(metadata["dataset"])
+    if metadata.get("dsid") is not None:
+        return int(metadata["dsid"])
+    return None
 
 
 @dataclass(frozen=True)
@@ -209,8 +222,8 @@ def _resolve_xsec(req: NormalizationRequest, key: int | str | None) -> _XsecFact
             return catalog_value, src
         if float(value) != catalog_value:
             note = (
-                f"{option} {float(value):.10g} given by hand replaces the {attr} "
-                f"{catalog_value:.10g} of catalog record {record.source}"
+                f"{option} {float(value)!r} given by hand replaces the {attr} "
+                f"{catalog_value!r} of catalog record {record.source}"
             )
             log.warning("%s", note)
             notes.append(note)
