@@ -4,7 +4,10 @@ The one-channel "signal on top of background" model of the tutorial: the scaled 
 normfactor ``mu`` (the POI), one or more backgrounds, observed or toy data, MC statistical
 uncertainties from Σw² (``staterror``), and optional normalization uncertainties on the
 signal: the cross-section uncertainty (``normsys`` ``xsec_signal``) and the luminosity
-uncertainty (``lumi`` modifier; backgrounds are taken as data-driven, without ``lumi``).
+uncertainty (``lumi`` modifier). A background normalized by recastkit from MC (its file
+carries a ledger: :attr:`BinnedSample.lumi_scaled`) scales with the same luminosity and gets
+the same, fully correlated ``lumi`` modifier; other backgrounds are taken as data-driven,
+without ``lumi``.
 
 Every input is validated before any model is built: binning mismatches (the message shows
 both edge lists), negative or NaN bins, an all-zero signal, and non-integer observed counts.
@@ -48,6 +51,8 @@ class BinnedSample:
         values: Σw per bin.
         variances: Σw² per bin, or None when unknown.
         source: Where it came from (a file spec, ``"mock"``, ...), for messages.
+        lumi_scaled: The sample was normalized to σ × L (MC with a ledger), so it carries
+            the luminosity modifier in the model.
     """
 
     name: str
@@ -55,6 +60,7 @@ class BinnedSample:
     values: tuple[float, ...]
     variances: tuple[float, ...] | None = None
     source: str = ""
+    lumi_scaled: bool = False
 
     @classmethod
     def from_hist(cls, h: Any, name: str, source: str = "") -> BinnedSample:
@@ -97,6 +103,7 @@ class BinnedSample:
         return BinnedSample(
             self.name, self.edges[::factor], merge(self.values),
             None if self.variances is None else merge(self.variances), self.source,
+            self.lumi_scaled,
         )
 
     @property
@@ -322,7 +329,11 @@ def build_search_model(inputs: SearchInputs, *, poi: str = "mu", channel: str = 
         params.append(ParameterSetting.lumi(inputs.lumi_rel_unc))
     samples = [SampleSpec(inputs.signal.name, inputs.signal.values, inputs.signal.variances,
                           tuple(sig_mods))]
-    samples += [SampleSpec(b.name, b.values, b.variances) for b in inputs.backgrounds]
+    for b in inputs.backgrounds:
+        # MC backgrounds normalized to σ × L share the signal's (correlated) lumi parameter.
+        mods = ((ModifierSpec.lumi("lumi"),)
+                if b.lumi_scaled and inputs.lumi_rel_unc is not None else ())
+        samples.append(SampleSpec(b.name, b.values, b.variances, mods))
     return ModelSpec(
         channels=(ChannelSpec(channel, tuple(samples)),),
         observations={channel: inputs.data},

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,6 +134,20 @@ def _from_ledger(norm: Mapping[str, Any], key: str, label: str, what: str) -> fl
     return float(norm[key])
 
 
+def _check_same_lumi(sig_norm: Mapping[str, Any], sig_label: str,
+                     bkg_norm: Mapping[str, Any], bkg_label: str) -> None:
+    """MC scaled to different luminosities must not enter one model (no silent mix)."""
+    sig_l, bkg_l = sig_norm.get("lumi_ifb"), bkg_norm.get("lumi_ifb")
+    if sig_l is None or bkg_l is None:
+        return
+    if not math.isclose(float(sig_l), float(bkg_l), rel_tol=1e-9):
+        msg = (
+            f"{bkg_label} is normalized to L = {float(bkg_l):.10g} fb^-1 but the signal "
+            f"{sig_label} to L = {float(sig_l):.10g} fb^-1; scale both with the same --lumi"
+        )
+        raise StatsError(msg)
+
+
 def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
                        inputs: SearchInputs, lumi_ifb: float | None,
                        xsec_ref_fb: float | None) -> tuple[Path, ...]:
@@ -223,9 +238,17 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     if req.mock_background:
         backgrounds.append(stats.mock_background(signal.edges, rng))
     for i, spec in enumerate(req.backgrounds):
-        h, _, label = load_hist(spec, "background")
+        h, bkg_meta, label = load_hist(spec, "background")
         name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
-        backgrounds.append(stats.BinnedSample.from_hist(h, name, label).rebinned(req.rebin))
+        sample = stats.BinnedSample.from_hist(h, name, label)
+        bkg_norm = bkg_meta.get("normalization") or {}
+        if bkg_norm:
+            _check_same_lumi(norm, sig_label, bkg_norm, label)
+            sample = replace(sample, lumi_scaled=True)
+            if lumi_rel is not None:
+                notes.append(f"{label}: normalized by recastkit (ledger), so it carries the "
+                             "signal's luminosity modifier (correlated)")
+        backgrounds.append(sample.rebinned(req.rebin))
     data = None
     if req.data is not None:
         h, _, label = load_hist(req.data, "data")
