@@ -11,7 +11,7 @@ import uproot
 from recastkit.processing import run_selection
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eventfactory import make_events, write_flat  # noqa: E402
+from eventfactory import make_events, write_flat
 
 
 def _with_sumweights(path: Path, sumw: float, dsid: int) -> Path:
@@ -41,7 +41,8 @@ def test_sumw_recorded_only_for_one_dsid(tmp_path: Path) -> None:
     assert mixed.sum_of_weights.sum_of_weights is None
     assert mixed.metadata()["sum_of_weights"] is None
     error = mixed.metadata()["sum_of_weights_error"]
-    assert "2 samples (DSID 345055: " in error and "DSID 410470: " in error
+    assert "2 samples (DSID 345055: " in error
+    assert "DSID 410470: " in error
     assert mixed.dsid is None
     # The histograms are still filled from both files (300 events).
     assert mixed.n_events == 300

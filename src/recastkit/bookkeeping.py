@@ -705,13 +705,13 @@ def sum_of_weights(path: str | os.PathLike[str], *, weight_index: int = 0,
     if cutflow is not None and method == "auto":
         method = "cutflow"
     with open_root(p) as f:
-        result = _read_sum_of_weights(p, f, weight_index, method, cutflow, cutflow_bin,
-                                      weight_branch)
+        result = _read_sum_of_weights(p, f, weight_index, method=method, cutflow=cutflow,
+                                      cutflow_bin=cutflow_bin, weight_branch=weight_branch)
         uuid = getattr(getattr(f, "file", None), "uuid", None)
     return replace(result, file_uuid=None if uuid is None else str(uuid))
 
 
-def _read_sum_of_weights(p: Path, f: Any, weight_index: int, method: str,
+def _read_sum_of_weights(p: Path, f: Any, weight_index: int, *, method: str,
                          cutflow: str | None, cutflow_bin: str, weight_branch: str | None
                          ) -> SumOfWeights:
     if method == "cutbookkeepers":

@@ -77,9 +77,12 @@ def test_hand_given_xsec_is_not_multiplied_by_catalog_eff_k(tmp_path: Path, cata
         assert factors[name]["value"] == 1.0
         assert factors[name]["source"] == "assumed 1 (σ given by hand)"
     # The warning names the record and the options that would apply it.
-    assert "--filter-eff 0.54383" in err and "--k-factor 1.13975636159" in err
-    assert "410470" in err and "susy.txt:2" in err
-    assert doc["notes"] and "--filter-eff 0.54383" in doc["notes"][0]
+    assert "--filter-eff 0.54383" in err
+    assert "--k-factor 1.13975636159" in err
+    assert "410470" in err
+    assert "susy.txt:2" in err
+    assert doc["notes"]
+    assert "--filter-eff 0.54383" in doc["notes"][0]
     # The written histograms carry the same scale: 2 + 3 in the middle bin.
     hists, meta = read_hists_and_metadata(tmp_path / "out.root")
     assert hists["h_mjj_kin"].values()[1] == pytest.approx(5.0 * WORKED_SCALE, rel=1e-12)
@@ -119,7 +122,8 @@ def test_etag_typo_is_an_error_not_a_fallback(tmp_path: Path, catalog: Path) -> 
     base = [str(sel), "--lumi", "140.1 fb^-1", "--sumw", "6813.0258", "--catalog", str(catalog)]
     code, _, err = scale(tmp_path, *base, "--etag", "e5707")
     assert code == 2
-    assert "e-tag e5707" in err and "e-tags in the catalog for it: e5706" in err
+    assert "e-tag e5707" in err
+    assert "e-tags in the catalog for it: e5706" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out.root").exists()
     # A malformed e-tag names --etag.
@@ -170,7 +174,8 @@ def test_sumw_from_must_be_one_sample(tmp_path: Path) -> None:
     base = [str(sel), "--xsec", "44.837 fb", "--lumi", "140.1 fb^-1"]
     # The same file twice.
     code, _, err = scale(tmp_path, *base, "--sumw-from", str(a), "--sumw-from", str(a))
-    assert code == 2 and "are the same file" in err
+    assert code == 2
+    assert "are the same file" in err
     # Two files of the sample: Σw = 4000 + 2813.0258 (float32 storage: 2813.0258 -> float32).
     code, doc, err = scale(tmp_path, *base, "--sumw-from", str(a), "--sumw-from", str(b))
     assert code == 0, err
@@ -179,7 +184,8 @@ def test_sumw_from_must_be_one_sample(tmp_path: Path) -> None:
     assert doc["scale"] == pytest.approx(44.837 * 140.1 / sumw, rel=1e-12)
     # Files of two DSIDs: an error, unless the user says they are one sample (recorded).
     code, _, err = scale(tmp_path, *base, "--sumw-from", str(a), "--sumw-from", str(other))
-    assert code == 2 and "--allow-mixed-dsids" in err
+    assert code == 2
+    assert "--allow-mixed-dsids" in err
     code, doc, err = scale(tmp_path, *base, "--sumw-from", str(a), "--sumw-from", str(other),
                            "--allow-mixed-dsids")
     assert code == 0, err

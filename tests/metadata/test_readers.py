@@ -369,7 +369,8 @@ def test_zero_placeholders_skipped_and_counted_negative_imported(tmp_path: Path)
     assert (contents.n_placeholders, contents.n_negative) == (2, 1)
     assert [s.line for s in contents.skipped] == [3, 5]
     neg = contents.records[1]
-    assert neg.negative and neg.xsec_fb == -250.0
+    assert neg.negative
+    assert neg.xsec_fb == -250.0
     # σ·ε·k = -0.25 pb × 0.5 × 1.2 = -0.15 pb = -150 fb
     assert neg.effective_xsec_fb == pytest.approx(-150.0, rel=1e-12)
 
@@ -383,7 +384,7 @@ def test_conflicting_duplicate_rows_refused_identical_ones_counted(tmp_path: Pat
     assert len(contents.records) == 2
     assert [(s.line, s.reason) for s in contents.skipped] == [
         (4, "duplicate of line 2 (same values)")]
-    bad = rows + ["345058\tx\t0.0143\t1.0\t1.0\t0.0\t0.0\tgen\te5706"]  # differs
+    bad = [*rows, "345058\tx\t0.0143\t1.0\t1.0\t0.0\t0.0\tgen\te5706"]  # differs
     with pytest.raises(TableFormatError, match=(
             r"bad\.txt \(pmg table\): 1 sample\(s\) with conflicting duplicate rows .*"
             r"nothing imported.*345058 e5706: line 2 \(σ = 0\.014299 pb.*line 5 "

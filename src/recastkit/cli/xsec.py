@@ -134,7 +134,6 @@ def show(key: str, etag: str | None, catalog_path: Path | None, as_json: bool) -
     """Show every record of a DSID, dataset name or sample name, and their conflicts."""
     from recastkit.exceptions import MissingMetadataError
     from recastkit.metadata import cross_check
-
     from recastkit.metadata.store import check_etag
 
     etag = check_etag(etag)

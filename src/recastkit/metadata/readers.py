@@ -251,12 +251,12 @@ class _Table:
                 conflicts.setdefault(key, [seen]).append(rec)
         if conflicts:
             parts = []
-            for (key, etag), recs in conflicts.items():
+            for (sample, etag), recs in conflicts.items():
                 rows = ", ".join(
                     f"line {r.source.line} (σ = {r.xsec}, ε = {r.filter_eff!r}, "
                     f"k = {r.k_factor!r})" for r in recs
                 )
-                parts.append(f"{key}{' ' + etag if etag else ''}: {rows}")
+                parts.append(f"{sample}{' ' + etag if etag else ''}: {rows}")
             msg = (
                 f"{self.path} ({self.format} table): {len(conflicts)} sample(s) with "
                 f"conflicting duplicate rows (same key and e-tag, different values), nothing "

@@ -8,10 +8,10 @@ from. The normalization uses the *effective* cross section σ × ε × k.
 
 The record keeps the table's unit (``CrossSection(0.044837, "pb")``); ``xsec_fb`` converts.
 
-A negative σ is a valid record: interference samples (e.g. DSID 342098 of the SUSYTools table,
-bbH with the y_b·y_t interference term) have one. Such a record is flagged
-(:attr:`XsecRecord.negative`) and every user of it says so. σ = 0 is never a record (tables use it as a
-placeholder; the readers skip and count those rows).
+A negative σ is a valid record: interference samples (e.g. DSID 342098 of the SUSYTools
+table, bbH with the y_b·y_t interference term) have one. Such a record is flagged
+(:attr:`XsecRecord.negative`) and every user of it says so. σ = 0 is never a record (tables
+use it as a placeholder; the readers skip and count those rows).
 """
 
 from __future__ import annotations
