@@ -801,8 +801,8 @@ def _check_one_sample(results: Sequence[SumOfWeights], allow_mixed_dsids: bool) 
     if not allow_mixed_dsids:
         msg = (
             f"the files belong to {len(dsids)} samples ({listing}); a sum of weights "
-            "normalizes one sample: give the files of one DSID, or --allow-mixed-dsids if "
-            "they are one sample"
+            "normalizes one sample: give the files of one DSID, or --allow-mixed-dsids "
+            "(recastkit sumw, recastkit scale --sumw-from) if they are one sample"
         )
         raise BookkeepingError(msg)
     note = (f"files of DSIDs {', '.join(map(str, sorted(dsids)))} summed as one sample "
