@@ -194,3 +194,31 @@ def test_sumw_from_must_be_one_sample(tmp_path: Path) -> None:
     code, _, err = scale(tmp_path, *base, "--sumw-from", str(other))
     assert code == 2
     assert "--sumw-from files are DSID 345055 but the input histograms are DSID 410470" in err
+
+
+def test_campaign_lumi_carries_that_years_uncertainty(tmp_path: Path, catalog: Path) -> None:
+    """The luminosity of an mc16d dataset (2017) comes with 2017's 1.13 %, not 0.83 %."""
+    sel = selection_output(tmp_path / "sel.root", 345055)
+    name = ("mc16_13TeV.345055.PowhegPythia8EvtGen_NNPDF3_AZNLO_ZH125J_MINLO_llbb_VpT.deriv."
+            "DAOD_EXOT27.e5706_e5984_s3126_r10201_r10210_p3712")
+    code, doc, err = scale(tmp_path, str(sel), "--dataset", name, "--sumw", "6813.0258",
+                           "--catalog", str(catalog), "--xsec-source", "pmg.txt")
+    assert code == 0, err
+    assert doc["lumi_ifb"] == pytest.approx(44.6306, rel=1e-12)  # 2017, arXiv:2212.09379
+    assert doc["lumi_rel_unc"] == 0.0113
+    assert doc["scale"] == pytest.approx(44.837 * 44.6306 / 6813.0258, rel=1e-12)
+
+
+def test_sumw_cli_two_dsids(tmp_path: Path) -> None:
+    """`recastkit sumw` on files of two DSIDs: an error, unless --allow-mixed-dsids."""
+    a = _sumweights_file(tmp_path / "a.root", 4000.0, 410470)
+    b = _sumweights_file(tmp_path / "b.root", 1000.0, 345055)
+    result = CliRunner().invoke(main, ["sumw", str(a), str(b)])
+    assert result.exit_code == 2
+    assert "the files belong to 2 samples (DSID 345055: " in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = CliRunner().invoke(main, ["sumw", str(a), str(b), "--allow-mixed-dsids", "--json"])
+    assert result.exit_code == 0, result.stderr
+    total = json.loads(result.stdout)["total"]
+    assert total["sum_of_weights"] == 5000.0
+    assert "summed as one sample (--allow-mixed-dsids)" in total["source"]
