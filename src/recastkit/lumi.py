@@ -112,7 +112,9 @@ CALIBRATIONS: Mapping[str, Calibration] = MappingProxyType({
     # arXiv:2212.09379, Eur. Phys. J. C 83 (2023) 982: 140.1 ± 1.2 fb⁻¹ (0.83 %) for the full
     # Run 2 after standard data-quality selections; per-year values as in the ATLAS
     # "LuminosityForPhysics" recommendation (2015-2018 good-run lists). Per-year total
-    # uncertainties from the paper's summary of the per-year calibrations (0.9-1.1 %).
+    # uncertainties transcribed from the paper's summary of the per-year calibrations; when
+    # this was written only the abstract's "0.9 % to 1.1 %" could be re-checked, so verify
+    # the four values against the paper's table when touching them.
     "Run2-final": _calibration(
         "Run2-final",
         {2015: 3244.54, 2016: 33402.2, 2017: 44630.6, 2018: 58791.6},
