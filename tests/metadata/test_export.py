@@ -87,7 +87,8 @@ def test_export_layout_and_name_keyed_records_left_out(tmp_path: Path,
     assert not list((tmp_path / "sub").glob(".*tmp*"))  # atomic write left no temp file
 
 
-def test_real_tables_round_trip(tmp_path: Path, shared_file: Callable[[str], Path]) -> None:
+def test_real_tables_round_trip(tmp_path: Path, shared_file: Callable[[str], Path],
+                                caplog: pytest.LogCaptureFixture) -> None:
     first = Catalog(tmp_path / "a.sqlite")
     for table in TABLES:
         first.import_table(shared_file(XSEC + table))
@@ -95,6 +96,7 @@ def test_real_tables_round_trip(tmp_path: Path, shared_file: Callable[[str], Pat
     out = tmp_path / "export.txt"
     n = first.export(out)
     assert n == 7 + 654 + 1860
+    assert "different values from several sources for one DSID and e-tag" in caplog.text
     # One table holding several sources' rows of a DSID (410470 from SUSYTools and from
     # TopDataPreparation, both without an e-tag) is refused on import: conflicting duplicates.
     with pytest.raises(TableFormatError, match=r"conflicting duplicate rows.*410470: line \d+"):
