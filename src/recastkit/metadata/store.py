@@ -474,9 +474,16 @@ class Catalog:
                 (``mc16_13TeV_Backgrounds.txt``), a full path, a ``file:line`` string, or a
                 source kind (``table``, ``service``, ``user``).
 
+        An e-tag (given, or the first e-tag of a full dataset name) must be ``e`` + digits.
+        When the catalog holds e-tagged rows for the key and none has that e-tag, it is an
+        error listing the e-tags that exist: the e-tag-less records of other tables are never
+        a fallback for a mistyped e-tag. When no row of the key has an e-tag, the e-tag-less
+        records are valid for every e-tag (with a warning).
+
         Raises:
             MissingMetadataError: No record (the message suggests importing a table and lists
-                the e-tags and sources that exist for the key).
+                the e-tags and sources that exist for the key), an e-tag that matches no row,
+                or a malformed e-tag.
             AmbiguousMetadataError: Several disagreeing records; the message lists every
                 candidate with its source and how to choose.
         """
