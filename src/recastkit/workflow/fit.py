@@ -19,7 +19,7 @@ from recastkit.io.hists import read_hists_and_metadata, split_spec
 from recastkit.units import CrossSection, Luminosity
 
 if TYPE_CHECKING:
-    from recastkit.stats import LimitResult, SearchInputs
+    from recastkit.stats import BinnedSample, LimitResult, SearchInputs
 
 from recastkit.workflow.normalization import DEFAULT_HIST
 
@@ -134,6 +134,24 @@ def _from_ledger(norm: Mapping[str, Any], key: str, label: str, what: str) -> fl
     return float(norm[key])
 
 
+def _mc_background(sample: BinnedSample, meta: Mapping[str, Any], *,
+                   sig_norm: Mapping[str, Any], sig_label: str, lumi_rel: float | None,
+                   notes: list[str]) -> BinnedSample:
+    """Mark a background normalized by recastkit (its file holds a ledger) as MC scaled to L.
+
+    It then gets the signal's (correlated) luminosity modifier; a luminosity that differs
+    from the signal's is an error.
+    """
+    bkg_norm = meta.get("normalization") or {}
+    if not bkg_norm:
+        return sample  # data-driven: no luminosity modifier
+    _check_same_lumi(sig_norm, sig_label, bkg_norm, sample.source)
+    if lumi_rel is not None:
+        notes.append(f"{sample.source}: normalized by recastkit (ledger), so it carries the "
+                     "signal's luminosity modifier (correlated)")
+    return replace(sample, lumi_scaled=True)
+
+
 def _check_same_lumi(sig_norm: Mapping[str, Any], sig_label: str,
                      bkg_norm: Mapping[str, Any], bkg_label: str) -> None:
     """MC scaled to different luminosities must not enter one model (no silent mix)."""
@@ -240,14 +258,9 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     for i, spec in enumerate(req.backgrounds):
         h, bkg_meta, label = load_hist(spec, "background")
         name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
-        sample = stats.BinnedSample.from_hist(h, name, label)
-        bkg_norm = bkg_meta.get("normalization") or {}
-        if bkg_norm:
-            _check_same_lumi(norm, sig_label, bkg_norm, label)
-            sample = replace(sample, lumi_scaled=True)
-            if lumi_rel is not None:
-                notes.append(f"{label}: normalized by recastkit (ledger), so it carries the "
-                             "signal's luminosity modifier (correlated)")
+        sample = _mc_background(stats.BinnedSample.from_hist(h, name, label), bkg_meta,
+                                sig_norm=norm, sig_label=sig_label, lumi_rel=lumi_rel,
+                                notes=notes)
         backgrounds.append(sample.rebinned(req.rebin))
     data = None
     if req.data is not None:
