@@ -7,8 +7,8 @@ is removed and the previous content of the target (if any) is untouched.
 from __future__ import annotations
 
 import contextlib
-import os
 import functools
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path

@@ -64,9 +64,9 @@ def read_text(path: str | os.PathLike[str], what: str = "file",
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: cannot read the {what}: {decode_error_reason(exc)}") from None
+        raise error(f"{path}: cannot read {what}: {decode_error_reason(exc)}") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what}: {os_error_reason(exc)}") from None
+        raise error(f"{path}: cannot read {what}: {os_error_reason(exc)}") from None
 
 
 @contextlib.contextmanager

@@ -49,13 +49,36 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; every bad input ends as one ``Error: ...`` line and exit 2.
+
+        Library errors carry their own message. Usage errors (bad option values) are
+        flattened to one line. A stray ``OSError`` or ``UnicodeDecodeError`` (a backstop:
+        readers and writers name the file themselves) becomes one line with the file name.
+        """
         from recastkit.exceptions import RecastkitError
 
         try:
             return super().invoke(ctx)
         except RecastkitError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(2)
+            _fail(ctx, str(exc))
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            _fail(ctx, exc.format_message() + hint)
+        except UnicodeDecodeError as exc:
+            from recastkit._files import decode_error_reason
+
+            _fail(ctx, f"cannot read the input: {decode_error_reason(exc)}")
+        except OSError as exc:
+            from recastkit._files import os_error_reason
+
+            name = exc.filename if exc.filename is not None else "a file"
+            _fail(ctx, f"{name}: {os_error_reason(exc)}")
+
+
+def _fail(ctx: click.Context, message: str) -> None:
+    """Print ``Error: message`` as one line on stderr and exit with code 2."""
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    ctx.exit(2)
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:

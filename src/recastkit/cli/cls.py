@@ -15,17 +15,18 @@ import click
 
 
 def _read_json(spec: str, what: str) -> Any:
+    from recastkit._files import decode_error_reason, read_text
     from recastkit.exceptions import StatsError
 
-    try:
-        if spec == "-":
+    if spec == "-":
+        spec = "<stdin>"
+        try:
             text = sys.stdin.read()
-            spec = "<stdin>"
-        else:
-            with open(spec, encoding="utf-8") as stream:
-                text = stream.read()
-    except OSError as exc:
-        raise StatsError(f"{spec}: cannot read {what} ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise StatsError(f"{spec}: cannot read {what}: {decode_error_reason(exc)}"
+                             ) from None
+    else:
+        text = read_text(spec, what, StatsError)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

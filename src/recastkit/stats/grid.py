@@ -52,10 +52,11 @@ class GridPoint:
 
 
 def _read_json(path: str | os.PathLike[str], what: str) -> Any:
+    from recastkit._files import read_text
+
+    text = read_text(path, what, StatsError)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise StatsError(f"{path}: cannot read {what} ({exc.strerror})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise StatsError(f"{path}: {what} is not valid JSON ({exc})") from None
 
