@@ -10,9 +10,9 @@ chosen by file extension:
   ``TObjString`` named :data:`METADATA_KEY`.
 - ``.json``: the UHI JSON schema (``uhi.io.json``) used by hist and boost-histogram. A file
   holds either one histogram or ``{"histograms": {name: hist}, "metadata": {...}}``.
-- ``.txt``: one 1D histogram: bin edges on line 1, bin contents on line 2, whitespace-separated. recastkit
-  writes a third line with the variances; a file with only two lines is read with
-  variances equal to the contents (Poisson counts), and a warning says so.
+- ``.txt``: one 1D histogram: bin edges on line 1, bin contents on line 2,
+  whitespace-separated. recastkit writes a third line with the variances; a file with only
+  two lines is read with variances equal to the contents (Poisson counts), and a warning says so.
 
 Every write is atomic: a temporary file is written and renamed.
 """
