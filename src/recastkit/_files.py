@@ -93,6 +93,27 @@ def _write_reason(exc: OSError) -> str:
     return os_error_reason(exc)
 
 
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Fail early when a folder cannot be created or written (before hours of work).
+
+    Raises:
+        FileAccessError: ``path`` is a file, a parent of it is a file, or the nearest
+            existing parent is not writable.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FileAccessError(f"{target}: cannot write the {what}: it is a file, not a folder")
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        msg = f"{target}: cannot write the {what}: {parent} is a file, not a folder"
+        raise FileAccessError(msg)
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        msg = f"{target}: cannot write the {what}: permission denied ({parent})"
+        raise FileAccessError(msg)
+
+
 def is_special_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` exists and is neither a regular file nor a directory (a device, FIFO).
 

@@ -47,12 +47,22 @@ def command(workspace: str, mu: float, patches: tuple[str, ...], measurement: st
             test_stat: str, as_json: bool) -> None:
     """CLs (observed and expected band) of a pyhf WORKSPACE ('-' reads stdin)."""
     from recastkit.cli._common import echo_json, echo_table
+    from recastkit.exceptions import StatsError
     from recastkit.stats import compute_cls
     from recastkit.stats.grid import apply_patches, likelihood_with_poi_bound
+    from recastkit.stats.workspace_checks import check_workspace
 
     doc = _read_json(workspace, "workspace")
+    source = "<stdin>" if workspace == "-" else workspace
+    check_workspace(doc, source)
     patched = apply_patches(doc, [(p, _read_json(p, "patch")) for p in patches])
-    lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
+    if patches:
+        source += f" with {', '.join(patches)}"
+        check_workspace(patched, source)
+    try:
+        lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
+    except StatsError as exc:
+        raise StatsError(f"{source}: {exc}") from None
     result = compute_cls(lh, mu, test_stat)
     if as_json:
         echo_json({"CLs_obs": result.cls_observed, "CLs_exp": list(result.cls_expected),
