@@ -256,7 +256,8 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
     for key, types in _METADATA_TYPES.items():
         value = meta.get(key)
         if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            names = " or ".join("number" if t in (int, float) else t.__name__ for t in types)
+            names = " or ".join(dict.fromkeys(
+                "number" if t in (int, float) else t.__name__ for t in types))
             msg = (f"{where} is corrupt: field '{key}' must be a {names} or null, "
                    f"got {_short(value)}")
             raise HistogramError(msg)
