@@ -87,9 +87,13 @@ def output_errors(target: str | os.PathLike[str], what: str = "output") -> Itera
 def _write_reason(exc: OSError) -> str:
     name = os.fsdecode(exc.filename) if exc.filename else None
     if name and exc.errno in (errno.ENOTDIR, errno.EEXIST):
-        # mkdir of a parent that is a regular file
-        return f"{name} is a file, not a folder" if Path(name).is_file() \
-            else "a part of the path is a file, not a folder"
+        # mkdir below a regular file: name the file
+        blocker = Path(name)
+        while not blocker.exists() and blocker != blocker.parent:
+            blocker = blocker.parent
+        if blocker.is_file():
+            return f"{blocker} is a file, not a folder"
+        return "a part of the path is a file, not a folder"
     return os_error_reason(exc)
 
 

@@ -49,6 +49,8 @@ _METADATA_TYPES: dict[str, tuple[type, ...]] = {
     "sum_of_weights_source": (str,), "sum_of_weights_error": (str,), "dataset": (str,),
     "dsid": (int,), "normalization": (dict,), "cutflow": (list,), "files": (list,),
 }
+_TYPE_NAMES: dict[type, str] = {int: "an integer", str: "a string", dict: "a JSON object",
+                                list: "a list"}
 #: Numeric fields of the ``normalization`` ledger (the scale step's record).
 _LEDGER_NUMBERS = ("scale", "expected_yield", "xsec_fb", "filter_eff", "k_factor", "lumi_ifb",
                    "sum_of_weights", "lumi_rel_unc", "xsec_rel_unc_up", "xsec_rel_unc_down")
@@ -256,9 +258,8 @@ def check_metadata(meta: Any, where: str) -> dict[str, Any]:
     for key, types in _METADATA_TYPES.items():
         value = meta.get(key)
         if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            names = " or ".join(dict.fromkeys(
-                "number" if t in (int, float) else t.__name__ for t in types))
-            msg = (f"{where} is corrupt: field '{key}' must be a {names} or null, "
+            names = _TYPE_NAMES[types[0]] if len(types) == 1 else "a number"
+            msg = (f"{where} is corrupt: field '{key}' must be {names} or null, "
                    f"got {_short(value)}")
             raise HistogramError(msg)
     ledger = meta.get("normalization") or {}
