@@ -54,11 +54,12 @@ def command(workspace: str, mu: float, patches: tuple[str, ...], measurement: st
 
     doc = _read_json(workspace, "workspace")
     source = "<stdin>" if workspace == "-" else workspace
-    check_workspace(doc, source)
+    if not isinstance(doc, dict):
+        check_workspace(doc, source)  # names the file: a workspace is a JSON object
     patched = apply_patches(doc, [(p, _read_json(p, "patch")) for p in patches])
     if patches:
-        source += f" with {', '.join(patches)}"
-        check_workspace(patched, source)
+        source += f" patched with {', '.join(patches)}"
+    check_workspace(patched, source)
     try:
         lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
     except StatsError as exc:
