@@ -166,6 +166,7 @@ class Case:
     message: str
     needs_non_root: bool = False
     needs: str | None = None
+    stdin: bytes | None = None
 
 
 CASES: dict[str, Case] = {
@@ -281,6 +282,38 @@ CASES: dict[str, Case] = {
     "grid/undecodable-background": Case(
         lambda t: ["grid", *map(str, _undecodable_background(t))],
         "BkgOnly.json: cannot read background-only workspace: not UTF-8 text"),
+    "grid/observations-shorter-than-channel": Case(
+        lambda t: ["grid", *map(str, _short_background(t))],
+        "BkgOnly.json: field 'observations[0].data' (channel 'c') has 1 counts but the "
+        "channel has 2 bins"),
+    "cls/undecodable-stdin": Case(
+        lambda t: ["cls", "-"],
+        "<stdin>: cannot read workspace: not UTF-8 text (undecodable byte 0xff at offset 0)",
+        stdin=b"\xff\xfe{"),
+    "cls/patch-does-not-apply": Case(
+        lambda t: ["cls", str(_write_json(t / "in" / "ws.json", _workspace())), "--patch",
+                   str(_write_json(t / "in" / "p.json", [
+                       {"op": "replace", "path": "/channels/7/name", "value": "x"}]))],
+        "p.json: the patch does not apply to the workspace"),
+    "scale/sumw-from-a-directory": Case(
+        lambda t: ["scale", str(_h3(t)), "-o", str(t / "out" / "o.json"), "--xsec", "1 fb",
+                   "--lumi", "1 fb^-1", "--sumw-from", str(_dir(t / "in" / "files.root"))],
+        "files.root: is a directory, not a ROOT file"),
+    "scale/catalog-not-a-database": Case(
+        lambda t: ["scale", str(_h3(t)), "-o", str(t / "out" / "o.json"), "--dataset",
+                   "410470", "--sumw", "1", "--lumi", "1 fb^-1", "--catalog",
+                   str(_txt(t / "in" / "c.sqlite", "not sqlite"))],
+        "c.sqlite: file is not a database"),
+    "fit/2d-histogram-as-signal": Case(
+        lambda t: ["fit", "--signal", str(_hist_root(t / "in" / "s2.root", {
+            "h2": hist.Hist.new.Reg(2, 0, 1).Reg(2, 0, 1).Weight()})), "--mock-background",
+            "--toy-data", "-o", str(t / "out" / "fit")],
+        "s2.root:h2: expected a one-dimensional histogram, got 2 axes"),
+    "sumw/cutflow-method-without-name": Case(
+        lambda t: ["sumw", str(_truncated(t)), "--method", "cutflow"],
+        "--method cutflow needs --cutflow NAME"),
+    "lumi/unknown-calibration": Case(
+        lambda t: ["lumi", "2017", "--calibration", "Run3-final"], "Run3-final"),
     "select/undecodable-config": Case(
         lambda t: ["select", str(_txt(t / "in" / "ev.root", "x")), "-o",
                    str(t / "out" / "sel.root"), "--config",
@@ -438,6 +471,13 @@ def _truncated(tmp: Path) -> Path:
     return cut
 
 
+def _short_background(tmp: Path) -> tuple[Path, Path]:
+    bkg, patch = _grid_inputs(tmp)
+    doc = json.loads(bkg.read_text())
+    doc["observations"][0]["data"] = [11.0]
+    return _write_json(bkg, doc), patch
+
+
 def _undecodable_background(tmp: Path) -> tuple[Path, Path]:
     bkg, patch = _grid_inputs(tmp)
     return _bad_bytes(bkg), patch
@@ -461,7 +501,7 @@ def test_bad_input(kind: str, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     args = case.build(tmp_path)
     before = _listing(tmp_path)
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, args, input=case.stdin)
     try:
         assert result.exit_code == 2, (result.exit_code, result.output)
         assert "Traceback" not in result.output

@@ -143,6 +143,10 @@ def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
     """
     bkg = (_read_json(background_only, "background-only workspace")
            if not isinstance(background_only, Mapping) else background_only)
+    if not isinstance(background_only, Mapping):
+        from recastkit.stats.workspace_checks import check_workspace
+
+        check_workspace(bkg, str(background_only), integer=False)
     items: list[tuple[str, Any]]
     if isinstance(patches, Mapping):
         items = list(patches.items())
