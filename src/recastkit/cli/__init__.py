@@ -69,10 +69,14 @@ class LazyGroup(click.Group):
 
             _fail(ctx, f"cannot read the input: {decode_error_reason(exc)}")
         except OSError as exc:
+            import errno
+
+            if exc.errno == errno.EPIPE:  # stdout closed early (| head): click handles it
+                raise
             from recastkit._files import os_error_reason
 
-            name = exc.filename if exc.filename is not None else "a file"
-            _fail(ctx, f"{name}: {os_error_reason(exc)}")
+            where = f"{exc.filename}: " if exc.filename is not None else "file access failed: "
+            _fail(ctx, where + os_error_reason(exc))
 
 
 def _fail(ctx: click.Context, message: str) -> None:
