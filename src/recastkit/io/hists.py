@@ -323,7 +323,7 @@ def read_hist(spec: str | os.PathLike[str], name: str | None = None) -> hist.His
             holds exactly one histogram.
 
     Returns:
-        A 1D ``hist.Hist`` with Weight storage.
+        A ``hist.Hist`` with Weight storage (1D; ROOT and JSON files may also hold 2D/3D).
 
     Raises:
         HistogramError: Unsupported extension, malformed content.
