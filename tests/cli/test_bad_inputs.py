@@ -92,6 +92,15 @@ def _workspace(obs: list[float] | None = None, *, channel_obs: str = "c",
     return ws
 
 
+def _with_background(data: list[float], modifiers: list[object] | None = None
+                     ) -> dict[str, object]:
+    ws = _workspace()
+    background = ws["channels"][0]["samples"][1]  # type: ignore[index]
+    background["data"] = data
+    background["modifiers"] = modifiers or []
+    return ws
+
+
 def _write_json(path: Path, doc: object) -> Path:
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
@@ -457,6 +466,20 @@ CASES: dict[str, Case] = {
             {"name": "s", "data": "many", "modifiers": []}]}]}),
         "ws.json: invalid pyhf workspace at field 'channels[0].samples[0].data': 'many' is "
         "not of type 'array'"),
+    "cls/nan-sample-yield": Case(
+        lambda t: ["cls", str(_txt(t / "in" / "ws.json", json.dumps(_with_background(
+            [10.0, float("nan")]))))],
+        "ws.json: field 'channels[0].samples[1].data' (sample 'background') must be "
+        "finite; got bin 1: nan"),
+    "cls/negative-total-yield": Case(
+        lambda t: _cls(t, _with_background([10.0, -20.0])),
+        "ws.json: field 'channels[0].samples' (channel 'c'): the total nominal yield is "
+        "negative; bin 1: -17"),
+    "cls/modifier-shape-mismatch": Case(
+        lambda t: _cls(t, _with_background([10.0, 12.0], [
+            {"name": "st", "type": "staterror", "data": [1.0]}])),
+        "ws.json: invalid pyhf workspace: The 'background' sample staterror modifier 'st' "
+        "has data shape inconsistent with the sample"),
     "cls/workspace-not-an-object": Case(
         lambda t: _cls(t, [1, 2]), "ws.json: a pyhf workspace is a JSON object, got list"),
 }

@@ -104,6 +104,11 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     root = logging.getLogger("recastkit")
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pyhf logs failed fits with their traceback; recastkit reports them in one line, so
+    # pyhf's own records are shown only with -vv.
+    pyhf_log = logging.getLogger("pyhf")
+    pyhf_log.handlers[:] = [handler] if verbose >= 2 else [logging.NullHandler()]
+    pyhf_log.propagate = False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

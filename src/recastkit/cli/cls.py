@@ -64,7 +64,15 @@ def command(workspace: str, mu: float, patches: tuple[str, ...], measurement: st
         lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
     except StatsError as exc:
         raise StatsError(f"{source}: {exc}") from None
-    result = compute_cls(lh, mu, test_stat)
+    try:
+        result = compute_cls(lh, mu, test_stat)
+    except Exception as exc:  # pyhf's own failures (e.g. FailedMinimization): one line
+        if not type(exc).__module__.startswith("pyhf"):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = (f"{source}: the fit at mu = {mu:g} failed ({type(exc).__name__}: {reason}); "
+               "check the workspace's sample yields and modifiers")
+        raise StatsError(msg) from None
     if as_json:
         echo_json({"CLs_obs": result.cls_observed, "CLs_exp": list(result.cls_expected),
                    "mu": result.mu, "test_stat": result.test_stat})

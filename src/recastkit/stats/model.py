@@ -567,6 +567,8 @@ def likelihood_from_workspace(workspace: Mapping[str, Any], *, measurement: str 
     except (pyhf.exceptions.InvalidSpecification, pyhf.exceptions.InvalidWorkspaceOperation,
             pyhf.exceptions.InvalidModel, pyhf.exceptions.InvalidMeasurement,
             pyhf.exceptions.InvalidPatchSet, pyhf.exceptions.PatchSetVerificationError,
+            pyhf.exceptions.InvalidModifier, pyhf.exceptions.InvalidInterpCode,
+            pyhf.exceptions.InvalidNameReuse, pyhf.exceptions.UnspecifiedPOI,
             KeyError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         path = getattr(exc, "path", "")

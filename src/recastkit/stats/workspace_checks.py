@@ -8,6 +8,7 @@ non-negative (integer, for ``recastkit cls``: the rule ``recastkit fit`` applies
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,40 @@ def _channel_bins(channel: Mapping[str, Any]) -> int | None:
     return len(data) if isinstance(data, list) else None
 
 
+def _check_sample_data(channel: Mapping[str, Any], c: int, source: str) -> None:
+    """Sample yields must be finite numbers (NaN makes every fit fail deep inside pyhf)."""
+    samples = channel.get("samples")
+    for j, sample in enumerate(samples if isinstance(samples, list) else []):
+        data = sample.get("data") if isinstance(sample, Mapping) else None
+        if not isinstance(data, list):
+            continue
+        bad = [(k, x) for k, x in enumerate(data)
+               if isinstance(x, (int, float)) and not math.isfinite(x)]
+        if bad:
+            shown = ", ".join(f"bin {k}: {x!r}" for k, x in bad[:5])
+            msg = (f"{source}: field 'channels[{c}].samples[{j}].data' (sample "
+                   f"{sample.get('name')!r}) must be finite; got {shown}")
+            raise StatsError(msg)
+    rows: list[list[float]] = []
+    for sample in samples if isinstance(samples, list) else []:
+        data = sample.get("data") if isinstance(sample, Mapping) else None
+        if not isinstance(data, list) or not all(isinstance(x, (int, float)) for x in data):
+            return  # pyhf's schema reports it
+        rows.append(data)
+    if rows and all(len(r) == len(rows[0]) for r in rows):
+        totals = [math.fsum(col) for col in zip(*rows, strict=True)]
+        negative = [(k, t) for k, t in enumerate(totals) if t < 0]
+        if negative:
+            shown = ", ".join(f"bin {k}: {t:g}" for k, t in negative[:5])
+            msg = (f"{source}: field 'channels[{c}].samples' (channel {channel.get('name')!r}): "
+                   f"the total nominal yield is negative; {shown}")
+            raise StatsError(msg)
+
+
 def check_workspace(workspace: Any, source: str = "workspace", *, integer: bool = True
                     ) -> None:
-    """Require every channel's observation to be present, as long as the channel and counts.
+    """Require finite sample yields, and for every channel an observation as long as the
+    channel with non-negative (integer) counts.
 
     Structures the pyhf schema rejects anyway (a missing ``channels`` list, ...) are left to
     pyhf's validation, whose message carries the JSON path.
@@ -48,9 +80,10 @@ def check_workspace(workspace: Any, source: str = "workspace", *, integer: bool 
         return
     by_name = {o.get("name"): (i, o) for i, o in enumerate(observations)
                if isinstance(o, Mapping)}
-    for channel in channels:
+    for c, channel in enumerate(channels):
         if not isinstance(channel, Mapping):
             continue
+        _check_sample_data(channel, c, source)
         name = channel.get("name")
         n_bins = _channel_bins(channel)
         if name not in by_name:
