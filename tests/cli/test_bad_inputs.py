@@ -571,3 +571,16 @@ def test_force_rescales_an_already_scaled_input(tmp_path: Path) -> None:
     np.testing.assert_allclose(hists["h"].values(), [2.0 * s, 4.0 * s], rtol=1e-12)
     np.testing.assert_allclose(hists["h"].variances(), [1.0 * s * s, 3.0 * s * s], rtol=1e-12)
     assert meta["input_normalization"] == {"scale": 0.5}
+
+
+def test_pyhf_tracebacks_are_not_logged_by_default() -> None:
+    """pyhf logs a failed fit with its traceback; the CLI shows it only with -vv."""
+    import logging
+
+    pyhf_log = logging.getLogger("pyhf")
+    CliRunner().invoke(main, ["lumi", "mc16a"])
+    assert not pyhf_log.propagate
+    assert all(isinstance(h, logging.NullHandler) for h in pyhf_log.handlers)
+    CliRunner().invoke(main, ["-vv", "lumi", "mc16a"])
+    assert not any(isinstance(h, logging.NullHandler) for h in pyhf_log.handlers)
+    CliRunner().invoke(main, ["lumi", "mc16a"])
