@@ -49,6 +49,7 @@ class FitRequest:
         lumi: Luminosity for the plot label (default: from the ledger).
         mu_max: Upper end of the μ scan (None: automatic).
         n_points: Number of scan points.
+        cl: Confidence level of the upper limits (0.95: where CLs = 0.05).
         test_stat: ``"qtilde"`` or ``"q"``.
         rebin: Merge this many adjacent bins of every input first.
         significance: Also compute the discovery significance.
@@ -70,6 +71,7 @@ class FitRequest:
     lumi: Luminosity | None = None
     mu_max: float | None = None
     n_points: int = 41
+    cl: float = 0.95
     test_stat: str = "qtilde"
     rebin: int = 1
     significance: bool = False
@@ -248,7 +250,7 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
         "rebin": req.rebin,
     }
     result = stats.upper_limit(lh, mu_max=req.mu_max, n_points=req.n_points,
-                               test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
+                               cl=req.cl, test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
                                significance=req.significance, workers=req.workers,
                                settings=settings, notes=notes, progress=progress)
     final_bound = float(result.settings["poi_bounds"][1])
