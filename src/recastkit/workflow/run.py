@@ -159,11 +159,17 @@ class _Runner:
         self.signal_catalog = signal_catalog
         self.progress = progress
         self.catalog_tables: list[dict[str, Any]] = []
+        self._catalogs: dict[tuple[Path, ...], tuple[Path | None, str]] = {}
 
     # ----------------------------------------------------------------- catalog
     def catalog(self, extra: Sequence[Path] = ()) -> tuple[Path | None, str]:
         """Import the tables into a catalog step; returns (catalog path, key)."""
         tables = [*self.spec.normalization.catalogs, *extra]
+        if tuple(tables) not in self._catalogs:
+            self._catalogs[tuple(tables)] = self._catalog(tables)
+        return self._catalogs[tuple(tables)]
+
+    def _catalog(self, tables: Sequence[Path]) -> tuple[Path | None, str]:
         if not tables:
             from recastkit.metadata import Catalog
 
@@ -314,7 +320,8 @@ class _Runner:
         it = self.spec.interpretation
         region = it.regions[0]
         payload = {"signal": signal[1], "backgrounds": [k for _, k in backgrounds],
-                   "data": data[1], "interpretation": it.to_dict()}
+                   "data": data[1], "interpretation": it.to_dict(),
+                   "plots": self.spec.outputs.plots}
         key = step_key("fit", payload)
         return self.cache.run(
             f"fit-{signal[0].name}", key,
@@ -384,11 +391,10 @@ def run_analysis(
         cache.write_steps_json()
 
     files: dict[str, Path] = {"steps": out / "steps.json"}
-    if spec.outputs.plots:
-        for rel in fit.info["files"]:
-            dst = res_dir / rel
-            _copy_atomic(fit.directory / rel, dst)
-            files[Path(rel).name] = dst
+    for rel in fit.info["files"]:
+        dst = res_dir / rel
+        _copy_atomic(fit.directory / rel, dst)
+        files[Path(rel).name] = dst
     result_doc = {
         "analysis": spec.name, "spec_sha256": spec.sha256, "signal": signal[0].name,
         "dataset": signal[0].dataset, "fit_region": spec.interpretation.regions[0],

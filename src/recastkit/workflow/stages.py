@@ -303,7 +303,7 @@ def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[P
         data=f"{data_file}:{obs}", seed=0, xsec_rel_unc=xsec_unc,
         lumi_rel_unc=unc(it.lumi_unc), mu_max=it.mu_max, n_points=it.n_points,
         test_stat=it.test_stat, rebin=it.rebin, significance=it.significance,
-        workers=workers, backend=it.backend, cl=it.cl,
+        workers=workers, backend=it.backend, cl=it.cl, plots=spec.outputs.plots,
     )
     outcome = run_fit(req, progress=progress)
     return {"limit": outcome.result.to_dict(), "files": [f"fit/{p.name}" for p in outcome.files],
