@@ -114,3 +114,14 @@ class Tiny:
 def tiny() -> type[Tiny]:
     """The tiny analysis: ``tiny.write_spec(directory, **interpretation)`` and constants."""
     return Tiny
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny analysis run once (every step ran; report and plots on)."""
+    from recastkit.workflow.run import run_analysis
+    from recastkit.workflow.spec import load_spec
+
+    base = tmp_path_factory.mktemp("tiny")
+    spec = load_spec(write_spec(base / "spec"))
+    return run_analysis(spec, base / "out", command=["recastkit", "run", "analysis.yml"])

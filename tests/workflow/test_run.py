@@ -23,11 +23,9 @@ from recastkit.workflow.run import RunResult, run_analysis
 from recastkit.workflow.spec import load_spec
 
 
-@pytest.fixture(scope="module")
-def first(tiny: Any, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    base = tmp_path_factory.mktemp("run")
-    spec = load_spec(tiny.write_spec(base / "spec"))
-    return run_analysis(spec, base / "out", command=["recastkit", "run", "test"])
+@pytest.fixture
+def first(tiny_run: RunResult) -> RunResult:
+    return tiny_run
 
 
 def _numbers(result: RunResult) -> dict[str, Any]:
@@ -121,13 +119,17 @@ def test_scaled_signal_histogram_is_independent_selection_times_scale(
     )
 
 
-def test_second_run_with_nothing_changed_is_all_cached(first: RunResult) -> None:
-    before = (first.outdir / "fit" / "limit.json").read_text()
-    again = run_analysis(first.spec, first.outdir)
-    assert set(_steps(first.outdir).values()) == {"cached"}
+def test_second_run_with_nothing_changed_is_all_cached(first: RunResult, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(first.outdir, out)
+    before = (out / "fit" / "limit.json").read_text()
+    again = run_analysis(first.spec, out)
+    assert set(_steps(out).values()) == {"cached"}
     assert len(again.steps) == 10
     assert again.limit.observed_mu == first.limit.observed_mu
-    assert (first.outdir / "fit" / "limit.json").read_text() == before
+    assert (out / "fit" / "limit.json").read_text() == before
 
 
 def test_changing_an_interpretation_setting_reruns_only_the_fit(
