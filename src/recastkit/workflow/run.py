@@ -412,7 +412,9 @@ def run_analysis(
     manifest = build_manifest(
         analysis={"name": spec.name, "version": spec.version,
                   "spec": None if spec.path is None else str(spec.path),
-                  "spec_sha256": spec.sha256},
+                  "spec_sha256": spec.sha256, "signal": signal[0].name,
+                  "signal_dataset": signal[0].dataset,
+                  "signal_replaced": spec.samples.signal.where == "--signal"},
         command=command, started_utc=started, finished_utc=utc_now(), inputs=inputs,
         catalog_tables=runner.catalog_tables, samples=[s.to_dict() for s in samples],
         steps=[r.to_dict() for r in steps],
