@@ -126,3 +126,13 @@ def test_signal_sample_names() -> None:
     assert SignalInput.parse(f"{NEW_DATASET}=a.root,b.root").files == ("a.root", "b.root")
     assert SignalInput(NEW_DATASET, ("a",)).sample_name == "999001.e9999"
     assert SignalInput("345055", ("a",)).sample_name == "345055"
+
+
+def test_the_same_signal_twice_is_refused_before_any_work(tiny: Any, tmp_path: Path) -> None:
+    from recastkit.workflow.run import reinterpret
+    from recastkit.workflow.spec import load_spec
+
+    sig = SignalInput(NEW_DATASET, ("a.root",))
+    with pytest.raises(ConfigError, match=r"several signals with the sample name 999001\.e9999"):
+        reinterpret(load_spec(tiny.write_spec(tmp_path / "s")), [sig, sig], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -504,15 +504,16 @@ def reinterpret(
     """
     if not signals:
         raise ConfigError("give at least one --signal DATASET_NAME=FILE[,FILE...]")
+    names = [sig.sample_name for sig in signals]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        msg = (f"--signal: several signals with the sample name {', '.join(dup)} (the same "
+               "DSID and e-tag); give each dataset once")
+        raise ConfigError(msg)
     out = Path(outdir)
     cache = StepCache(out)
     results: list[RunResult] = []
-    names: set[str] = set()
-    for sig in signals:
-        name = sig.sample_name
-        if name in names:
-            raise ConfigError(f"--signal: two signals with the sample name {name!r}")
-        names.add(name)
+    for sig, name in zip(signals, names, strict=True):
         files = tuple(str(Path(f).resolve()) for f in sig.files)
         sample = SampleSpec(name=name, role="signal", kind="mc", dataset=sig.dataset,
                             files=files, where="--signal")
