@@ -351,6 +351,7 @@ def run_analysis(
     signal_catalog: Path | None = None,
     cache: StepCache | None = None,
     write_steps: bool = True,
+    force: bool = False,
 ) -> RunResult:
     """Run select → scale → fit for every sample and region of ``spec``.
 
@@ -367,6 +368,7 @@ def run_analysis(
         signal_catalog: A catalog database or a table used for the signal (reinterpret).
         cache: A step cache shared between runs (reinterpret).
         write_steps: Write ``outdir/steps.json``.
+        force: Run every step even when it is cached.
 
     Raises:
         ConfigError: A missing input file or table (naming the spec field).
@@ -375,7 +377,7 @@ def run_analysis(
     started = utc_now()
     out = Path(outdir)
     res_dir = Path(result_dir) if result_dir is not None else out
-    cache = cache or StepCache(out)
+    cache = cache or StepCache(out, force=force)
     first_record = len(cache.records)
     runner = _Runner(spec, cache, executor=executor, workers=workers, scheduler=scheduler,
                      signal_catalog=signal_catalog, progress=progress)
