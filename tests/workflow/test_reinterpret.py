@@ -72,6 +72,8 @@ def test_reinterpret_with_a_generated_signal_of_another_dsid(
     assert row["observed_mu"] == doc["limit"]["observed_mu"]
     assert "catalog zprime_xsec.txt:2" in res.stdout
     assert "Observed" in res.stdout
+    assert "Reinterpretation of tiny" in res.stdout
+    assert "999001.e9999" in res.stdout
     manifest = json.loads((result_dir / "manifest.json").read_text())
     assert manifest["analysis"]["signal_replaced"] is True
     assert manifest["analysis"]["signal_dataset"] == NEW_DATASET
