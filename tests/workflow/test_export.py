@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -227,8 +226,8 @@ def test_refused_specs_write_nothing(tmp_path: Path, changes: dict[str, Any],
 def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
     """Run the exported workflow with yadage, steps in local processes instead of docker."""
     yadage_run = Path(sys.executable).parent / "yadage-run"
-    if not yadage_run.exists() or shutil.which("jq") is None:
-        pytest.skip("yadage-run or jq not available")
+    if not yadage_run.exists():
+        pytest.skip(f"yadage-run not installed beside {sys.executable}")
     spec = _spec(tmp_path, regions=[SR])
     local = tmp_path / "wf"
     res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(local), "--copy-inputs"])
