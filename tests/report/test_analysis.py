@@ -115,11 +115,19 @@ def _report() -> AnalysisReport:
         expected_xsec_fb=tuple(m * XSEC_FB for m in (1.5, 2.0, 3.0, 4.0, 5.0)),  # type: ignore[arg-type]
         settings={"backend": "numpy", "n_points": 9}, notes=("μ range extended once",))
     manifest = {
+        "manifest_version": 1,
+        "analysis": {"name": "zh", "version": 1, "spec": "analysis.yml", "spec_sha256": "ab" * 32},
         "command": ["recastkit", "run", "analysis.yml", "-o", "out"],
-        "started": "2026-11-29T08:00:00Z", "finished": "2026-11-29T08:01:00Z",
+        "started_utc": "2026-11-29T08:00:00+00:00", "finished_utc": "2026-11-29T08:01:00+00:00",
         "software": {"recastkit": "0.1.0", "pyhf": "0.7.6", "python": "3.11.2"},
-        "spec_hash": "ab" * 32,
-        "inputs": [{"path": "sig.root", "sha256": "cd" * 32, "size": 1234}],
+        "inputs": [{"sample": "ZH", "role": "signal", "path": "sig.root", "size": 1234,
+                    "method": "sha256", "sha256": "cd" * 32}],
+        "catalog": {"tables": [{"path": "xsec.txt", "sha256": "98" * 32}],
+                    "records": [{"sample": "ZH", "dsid": 999001, "source": "xsec.txt:2",
+                                 "detail": {"nested": [1, 2]}}]},
+        "samples": [{"name": "ZH", "ledger": {"scale": 0.922}}],
+        "steps": [{"name": "select/ZH/SR"}],
+        "outputs": {"report": "report.html"},
     }
     steps = ({"name": "select/ZH/SR", "status": "ran", "key": "ef" * 32, "seconds": 1.5},
              {"name": "fit/ZH", "status": "cached", "key": "12" * 32, "seconds": 0.0})
@@ -178,6 +186,9 @@ def test_page_parses_and_shows_the_ledger(written: tuple[Path, Path]) -> None:
     assert "cd" * 6 + "…" in body
     assert "0.7.6" in body
     assert "recastkit run analysis.yml -o out" in body
+    assert "2026-11-29T08:01:00+00:00" in body
+    assert "98" * 6 + "…" in body
+    assert "Also in manifest.json: samples, steps (shown above)" in body
     assert "Theory uncertainties in SR" in body
 
     # user text is escaped; the page is self-contained

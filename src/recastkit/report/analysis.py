@@ -142,9 +142,12 @@ figcaption { color: var(--muted); font-size: 0.9em; max-width: 52em; }
 """
 
 #: Manifest keys shown first (in this order) in the provenance section, when present.
-_MANIFEST_FIRST = ("command", "argv", "started", "start", "start_time", "started_at",
-                   "finished", "end", "end_time", "finished_at", "spec", "spec_hash",
-                   "software", "versions", "inputs", "input_files", "files")
+_MANIFEST_FIRST = ("command", "argv", "started_utc", "started", "start", "start_time",
+                   "finished_utc", "finished", "end", "end_time", "analysis", "spec",
+                   "spec_hash", "software", "versions", "inputs", "input_files", "files",
+                   "catalog")
+#: Manifest keys not repeated in the provenance section when the page shows them already.
+_MANIFEST_SHOWN = {"samples": "samples", "steps": "steps"}
 _HASH_KEY = re.compile(r"(sha|md5|checksum|hash|digest|key|uuid)", re.IGNORECASE)
 _HEXLIKE = re.compile(r"^(?:[a-z0-9]+[:-])?[0-9a-fA-F]{24,}$")
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -501,6 +504,14 @@ def _scalar(key: str, value: Any) -> Any:
     return value
 
 
+def _compact(value: Any, limit: int = 300) -> str:
+    """Nested manifest content as one line of JSON (cut at ``limit`` characters)."""
+    import json
+
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool)) or (
         isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float))
@@ -524,7 +535,8 @@ def _render_value(key: str, value: Any, depth: int) -> str:
         for item in value:
             cols.extend(str(k) for k in item if str(k) not in cols)
         rows = [[_scalar(c, item.get(c)) if _is_scalar(item.get(c)) else
-                 _Raw(f"<code>{_esc(item.get(c))}</code>") for c in cols] for item in value]
+                 _Raw(f"<code>{_esc(_compact(item.get(c)))}</code>") for c in cols]
+                for item in value]
         return _table(cols, rows)
     return f"<pre>{_esc(value)}</pre>"
 
@@ -534,14 +546,18 @@ def _provenance_section(report: AnalysisReport) -> str:
     manifest = report.manifest
     if not manifest:
         return parts[0] + '<p class="muted">No manifest.</p>'
+    shown = [k for k, attr in _MANIFEST_SHOWN.items() if k in manifest and getattr(report, attr)]
     keys = [k for k in _MANIFEST_FIRST if k in manifest]
-    keys += sorted(k for k in manifest if k not in keys)
+    keys += sorted(k for k in manifest if k not in keys and k not in shown)
     flat = [(k, _scalar(k, manifest[k])) for k in keys if _is_scalar(manifest[k])]
     if flat:
         parts.append(_table(["", ""], flat))
     for k in keys:
         if not _is_scalar(manifest[k]):
             parts.append(f"<h3>{_esc(k)}</h3>{_render_value(k, manifest[k], 1)}")
+    if shown:
+        parts.append(f'<p class="muted">Also in manifest.json: {_esc(", ".join(shown))} '
+                     "(shown above).</p>")
     return "".join(parts)
 
 
