@@ -36,26 +36,6 @@ SR = {"name": "SR", "selection": {"jets": {"min_jets": 2},
                                                          "high_gev": 500}}}}
 
 
-def _data_file(path: Path) -> None:
-    """Events like the background's with unit weights (selected as observed counts)."""
-    import awkward as ak
-    import numpy as np
-    import uproot
-
-    tmp = path.with_suffix(".gen.root")
-    write_signal_sample(tmp, 1500, 3, resonance_gev=300.0)
-    names = ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass"]
-    with uproot.open(tmp) as f:
-        ev = f["Events"].arrays(names)
-    with uproot.recreate(path) as f:
-        tree = f.mktree("Events", {**{n: ak.type(ev[n]).content for n in names},
-                                   "genWeight": np.float32},
-                        counter_name=lambda counted: "nJet")
-        tree.extend({**{n: ev[n] for n in names},
-                     "genWeight": np.ones(len(ev), dtype=np.float32)})
-    tmp.unlink()
-
-
 def _spec(tmp: Path, **changes: Any) -> Path:
     """A small analysis: generated-like signal and background files, data files, one table."""
     events = tmp / "events"
@@ -63,7 +43,8 @@ def _spec(tmp: Path, **changes: Any) -> Path:
     write_signal_sample(events / "sig.root", 1500, 1, sum_of_weights=SUMW_SIG)
     write_signal_sample(events / "tt.root", 1500, 2, resonance_gev=300.0,
                         sum_of_weights=SUMW_BKG)
-    _data_file(events / "data.root")
+    # data: weighted events, selected with unit weights (the export's data selection)
+    write_signal_sample(events / "data.root", 1500, 3, resonance_gev=300.0)
     (tmp / "xsec.txt").write_text(TABLE, encoding="utf-8")
     doc: dict[str, Any] = {
         "version": 1, "name": "small-search", "description": "A small search for the test.",
@@ -166,6 +147,9 @@ def test_inputs_reana_and_recast_entries(exported: tuple[Path, Path]) -> None:
     assert inputs["xsec_tables"] == ["inputs/xsec/xsec.txt"]
     assert inputs["signal_scale_options"] == "--lumi '140.1 fb^-1' --k-factor 1.0"
     assert _load(out / inputs["selection_CR_3j"])["jets"] == {"min_jets": 3}
+    data_sel = _load(out / inputs["selection_CR_3j_data"])
+    assert data_sel["jets"] == {"min_jets": 3}
+    assert data_sel["input"] == {"unweighted": True}
 
     reana = _load(out / "reana.yaml")
     assert reana["workflow"] == {"type": "yadage", "file": "workflow.yml"}

@@ -330,6 +330,13 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
             raise ConfigError(f"{spec.path}: {what} names {', '.join(clash)} map to the same "
                               "yadage stage name; rename one")
 
+    rids = set(region_id.values())
+    clash = sorted(r for r in rids if r.endswith("_data") and r[:-5] in rids)
+    if clash:
+        raise ConfigError(f"{spec.path}: $.regions: region {clash[0]!r} clashes with the data "
+                          f"selection of region {clash[0][:-5]!r} in the yadage parameters; "
+                          "rename it")
+
     # ---- parameters and files to place in DIR/inputs
     params: dict[str, Any] = {}
     copies: list[tuple[Path, Path]] = []   # (source, destination)
@@ -375,11 +382,20 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
                      "absolute path: REANA cannot upload them (use --copy-inputs, or give "
                      "paths its workers can read, e.g. root:// URLs, in inputs.yml)")
 
+    has_data_files = samples.data.kind == "data"
     for r in spec.regions:
-        dest = inputs_dir / f"selection_{region_id[r.name]}.yml"
+        rid = region_id[r.name]
+        dest = inputs_dir / f"selection_{rid}.yml"
         texts[dest] = _dump(dict(r.document), f"Selection of region {r.name} "
                             f"(analysis {spec.name}), the --config of 'recastkit select'.")
-        params[f"selection_{region_id[r.name]}"] = _relative(dest, out)
+        params[f"selection_{rid}"] = _relative(dest, out)
+        if has_data_files:
+            # data: the same selection with unit weights (as recastkit run selects data)
+            doc = dict(r.document)
+            doc["input"] = {**dict(doc.get("input") or {}), "unweighted": True}
+            dest = inputs_dir / f"selection_{rid}_data.yml"
+            texts[dest] = _dump(doc, f"Selection of region {r.name} for data (unit weights).")
+            params[f"selection_{rid}_data"] = _relative(dest, out)
     tables: list[str] = []
     used_names: set[str] = set()
     for table in spec.normalization.catalogs:
@@ -411,7 +427,8 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
             rid = region_id[r.name]
             name = f"select_{sid}_{rid}"
             p: dict[str, Any] = {"input_files": _ref("init", f"{prefix}_files"),
-                                 "selection": _ref("init", f"selection_{rid}"),
+                                 "selection": _ref("init", f"selection_{rid}_data"
+                                                   if s.role == "data" else f"selection_{rid}"),
                                  "outputfile": "{workdir}/selected.root"}
             if s.role != "data":
                 p["dataset"] = _ref("init", f"{prefix}_dataset")
