@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
     "export": ("recastkit.cli.export",
                "Export an analysis spec to yadage/REANA and recast-atlas."),
+    "run": ("recastkit.cli.run", "Run an analysis spec (select → scale → fit), cached by step."),
+    "reinterpret": ("recastkit.cli.reinterpret",
+                    "Re-run an analysis spec with new signal samples."),
+    "provenance": ("recastkit.cli.provenance", "Show where every number of a run came from."),
 }
 
 
