@@ -130,6 +130,11 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-siz
 .muted { color: var(--muted); }
 .warn { background: var(--warnbg); color: var(--warn); border-left: 4px solid #e8a33d;
         padding: 0.3em 0.8em; margin: 0.4em 0; list-style: none; }
+.note { background: #eef3fb; color: #243b63; border-left: 4px solid #8fb0e0;
+        padding: 0.3em 0.8em; margin: 0.4em 0; list-style: none; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.ds { overflow-wrap: anywhere; min-width: 14em; max-width: 30em; }
+details { margin: 0.3em 0 0.8em; } summary { cursor: pointer; color: var(--muted); }
 .ran { color: var(--warn); font-weight: 600; }
 .cached { color: var(--ok); }
 figure { margin: 0.6em 0 1.2em; }
@@ -175,7 +180,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
            numeric: Sequence[int] = (), classes: Mapping[int, str] | None = None,
            row_classes: Sequence[str | None] | None = None) -> str:
     """An HTML table; cells are escaped unless they are :class:`_Raw`."""
-    out = ["<table>"]
+    out = ['<div class="scroll"><table>']
     if any(headers):
         out += ["<thead><tr>", *(f"<th>{_esc(h)}</th>" for h in headers), "</tr></thead>"]
     out.append("<tbody>")
@@ -188,7 +193,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
             attr = f' class="{" ".join(cls)}"' if cls else ""
             out.append(f"<td{attr}>{_cell(value)}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -218,6 +223,21 @@ def _image(png: bytes, alt: str, caption: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+_WARN_WORDS = re.compile(r"conflict|warn|differ|mismatch|inconsistent|missing|assumed|skipped",
+                         re.IGNORECASE)
+
+
+def _notes(notes: Sequence[str]) -> str:
+    """Remarks as a list: conflicts and warnings highlighted, the rest as plain notes."""
+    out = []
+    for cls in ("warn", "note"):
+        items = [n for n in notes if bool(_WARN_WORDS.search(n)) == (cls == "warn")]
+        if items:
+            out.append(f'<ul class="{cls}">' + "".join(f"<li>{_esc(n)}</li>" for n in items)
+                       + "</ul>")
+    return "".join(out)
 
 
 def _signal_sample(report: AnalysisReport, name: str | None = None) -> SampleReport | None:
@@ -281,11 +301,14 @@ def _limits_section(report: AnalysisReport, images: Mapping[str, bytes]) -> str:
         parts.append(_table(["", "μ", "σ × BR [fb]"], rows, numeric=(1, 2)))
         ref = (f"σ × BR of the μ = 1 signal: {_fmt(r.xsec_ref_fb, '.6g')} fb. "
                if r.xsec_ref_fb is not None else "No reference σ: limits on μ only. ")
-        settings = ", ".join(f"{k} = {v}" for k, v in sorted(r.settings.items(), key=str))
-        parts.append(f'<p class="muted">{_esc(ref)}{_esc(settings)}</p>')
-        if r.notes:
-            parts.append('<ul class="warn">' + "".join(f"<li>{_esc(n)}</li>" for n in r.notes)
-                         + "</ul>")
+        parts.append(f'<p class="muted">{_esc(ref)}</p>')
+        parts.append(_notes(r.notes))
+        if r.settings:
+            rows_s = [(k, _scalar(str(k), v) if _is_scalar(v) else
+                       _Raw(f"<code>{_esc(_compact(v))}</code>"))
+                      for k, v in sorted(r.settings.items(), key=lambda kv: str(kv[0]))]
+            parts.append("<details><summary>Fit settings</summary>"
+                         f"{_table(['', ''], rows_s)}</details>")
         png = images.get(f"limit:{name}")
         if png is not None:
             parts.append(_image(
@@ -329,15 +352,14 @@ def _samples_section(report: AnalysisReport) -> str:
             _fmt(lg.sum_of_weights, ".10g") if lg else "", _fmt(lg.scale, ".6g") if lg else "",
             len(s.notes) or ""))
     parts.append(_table(["sample", "role", "dataset", "σ [fb]", "ε", "k", "L [fb⁻¹]", "Σw",
-                         "scale", "notes"], rows, numeric=(3, 4, 5, 6, 7, 8, 9)))
+                         "scale", "notes"], rows, numeric=(3, 4, 5, 6, 7, 8, 9),
+                        classes={2: "ds"}))
     for s in report.samples:
         title = f"{s.name} ({s.role})"
         parts.append(f'<h3 id="{_esc(_anchor("sample", s.name))}">{_esc(title)}</h3>')
         if s.dataset:
             parts.append(f'<p>Dataset <code>{_esc(s.dataset)}</code></p>')
-        if s.notes:
-            parts.append('<ul class="warn">' + "".join(f"<li>{_esc(n)}</li>" for n in s.notes)
-                         + "</ul>")
+        parts.append(_notes(s.notes))
         if s.ledger is not None:
             parts.append(_ledger_table(s.ledger))
         elif s.role == "data":
@@ -485,9 +507,9 @@ def _steps_section(report: AnalysisReport) -> str:
         rows.append((st.get("name", ""),
                      _Raw(f'<span class="{_esc(status)}">{_esc(status)}</span>'),
                      _short(str(st.get("key", ""))),
-                     _fmt(secs, ".3g") if isinstance(secs, (int, float)) else ""))
+                     _fmt(secs, ".2f") if isinstance(secs, (int, float)) else ""))
     parts.append(f'<p class="muted">{len(rows)} steps: {n_ran} ran, {len(rows) - n_ran} '
-                 f"taken from the cache; {total:.3g} s in total.</p>")
+                 f"taken from the cache; {total:.2f} s in total.</p>")
     parts.append(_table(["step", "status", "key", "seconds"], rows, numeric=(3,)))
     return "".join(parts)
 
@@ -498,6 +520,9 @@ def _scalar(key: str, value: Any) -> Any:
         return _short(value)
     if isinstance(value, float):
         return _fmt(value, ".10g")
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return ", ".join(_fmt(v, ".6g") for v in value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return _Raw(f"<code>{_esc(shlex.join(value))}</code>") if key in (
             "command", "argv") else ", ".join(value)

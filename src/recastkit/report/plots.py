@@ -324,6 +324,7 @@ def plot_region(region: RegionPlot, path: str | os.PathLike[str], *,
         ax.set_ylim(max(low * 0.3, top * 1e-6), top * 60)
     else:
         ax.set_ylim(0, top * 1.5)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax.set_ylabel("Events / bin")
     ax.legend(loc="upper right", fontsize="small")
     _atlas_label(ax, lumi_ifb, com_tev)
@@ -348,5 +349,6 @@ def plot_region(region: RegionPlot, path: str | os.PathLike[str], *,
     rax.set_ylabel("Data / Pred." if data is not None else "(S+B) / B")
     rax.set_xlabel(xlabel)
     ax.set_xlabel("")
-    fig.subplots_adjust(left=0.12, right=0.96, top=0.96, bottom=0.10)
+    fig.subplots_adjust(left=0.15, right=0.96, top=0.95, bottom=0.10)
+    fig.align_ylabels([ax, rax])
     _save(fig, path)
