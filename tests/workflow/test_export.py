@@ -243,3 +243,43 @@ def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
     _, tt = read_hists_and_metadata(work / "scale_ttbar_SR" / "scaled.root")
     assert tt["normalization"]["scale"] == pytest.approx(
         17.5 * 0.5 * 1.2 * 140.1 / SUMW_BKG, rel=1e-9)
+
+
+def test_physlite_example_exports_with_its_files(shared_data: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real-data example: files copied in, the SUSYTools table as the catalog input."""
+    import yadage.workflow_loader
+
+    from recastkit.workflow.export import export_yadage
+
+    monkeypatch.setenv("RECASTKIT_TESTDATA", str(shared_data))
+    spec = Path(__file__).resolve().parents[2] / "examples" / "physlite" / "analysis.yml"
+    if not (shared_data / "root" / "DAOD_PHYSLITE_21.2.108.0.art.pool.root").is_file():
+        pytest.skip(f"PHYSLITE file not under {shared_data}/root")
+    out = tmp_path / "wf"
+    res = export_yadage(spec, out, copy_inputs=True)
+    assert res.notes[-1].startswith("the mock background and/or toy data")
+    assert res.parameters["signal_files"] == [
+        "inputs/signal/DAOD_PHYSLITE_21.2.108.0.art.pool.root"]
+    assert res.parameters["bkg_ttbar_bkg_files"] == ["inputs/ttbar_bkg/uproot-issue-123b.root"]
+    assert res.parameters["xsec_tables"] == ["inputs/xsec/mc16_13TeV_Backgrounds.txt"]
+    assert res.parameters["signal_scale_options"] == "--lumi '1 pb^-1'"
+    for rel in (*res.parameters["signal_files"], *res.parameters["xsec_tables"]):
+        assert (out / rel).stat().st_size == (shared_data / (
+            "root" if rel.endswith(".root") else "xsec/SUSYTools") / Path(rel).name).stat().st_size
+    wf = yadage.workflow_loader.workflow("workflow.yml", toplevel=str(out), validate=True)
+    assert [s["name"] for s in wf["stages"]] == [
+        "catalog", "select_signal_SR", "scale_signal_SR", "select_ttbar_bkg_SR",
+        "scale_ttbar_bkg_SR", "fit_SR"]
+    assert str(shared_data) not in (out / "inputs.yml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args", [["--image", "Not An Image"], ["--tag", "bad tag"]])
+def test_bad_image_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
+    spec = Path(__file__).resolve().parents[2] / "examples" / "demo" / "analysis.yml"
+    out = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(out), *args])
+    assert res.exit_code == 2
+    assert res.output.startswith("Error: --")
+    assert len(res.output.strip().splitlines()) == 1
+    assert not out.exists()
