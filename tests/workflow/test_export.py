@@ -162,7 +162,7 @@ def test_inputs_reana_and_recast_entries(exported: tuple[Path, Path]) -> None:
     recast = _load(out / "recast.yml")
     assert recast["name"] == "recastkit/small-search"
     assert set(recast["metadata"]) >= {"author", "short_description"}
-    assert recast["spec"] == {"toplevel": ".", "workflow": "workflow.yml"}
+    assert recast["spec"] == {"toplevel": str(out.resolve()), "workflow": "workflow.yml"}
     assert recast["example_inputs"]["default"]["initdata"] == inputs
     assert Path(recast["example_inputs"]["default"]["dataopts"]["initdir"]) == out.resolve()
     assert recast["results"][0]["relpath"] == "fit_SR/limit.json"

@@ -494,7 +494,8 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
             "input requirements": ("signal_dataset: the signal's dataset name (DSID + e-tag, "
                                    "for its cross section); signal_files: its event files"),
         },
-        "spec": {"toplevel": ".", "workflow": "workflow.yml"},
+        # recast-atlas uses toplevel as given (relative to where it runs): DIR, absolute
+        "spec": {"toplevel": str(out.resolve()), "workflow": "workflow.yml"},
         "example_inputs": {"default": {"dataopts": {"initdir": str(out.resolve())},
                                        "initdata": params}},
         "results": [
