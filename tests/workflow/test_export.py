@@ -62,7 +62,7 @@ def _spec(tmp: Path, **changes: Any) -> Path:
         "normalization": {"catalogs": ["xsec.txt"], "lumi": "140.1 fb^-1",
                           "overrides": {"ZH": {"k_factor": 1.0}}},
         "interpretation": {"regions": ["SR"], "observable": "h_mjj_kin", "n_points": 5,
-                           "rebin": 4},
+                           "rebin": 4, "cl": 0.9},
     }
     for key, value in changes.items():
         doc[key] = value
@@ -132,6 +132,8 @@ def test_workflow_passes_yadage_validation(exported: tuple[Path, Path]) -> None:
     for step in steps.values():
         yadageschemas.validate_spec(step, {"schema_name": "packtivity/packtivity-schema",
                                            "schemadir": None})
+    assert params("fit_SR")["options"] == (
+        "--test-stat qtilde --n-points 5 --rebin 4 --backend numpy --cl 0.9")
     fit_cmd = steps["fit"]["process"]["cmd"]
     assert "--background {bkg_ttbar}:{observable}" in fit_cmd
     assert "--data {data}:{observable}" in fit_cmd
@@ -232,6 +234,7 @@ def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
     limit = json.loads((work / "fit_SR" / "limit.json").read_text(encoding="utf-8"))
     assert limit["observed_mu"] > 0
     assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
+    assert limit["cl"] == 0.9
     for name in ("limit.png", "hists.png", "workspace.json"):
         assert (work / "fit_SR" / name).stat().st_size > 0
     # each sample normalized from the imported table, the spec's L and the bookkeeping Σw

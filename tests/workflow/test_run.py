@@ -236,3 +236,35 @@ def test_run_command_bad_spec_is_one_line(tiny: Any, tmp_path: Path) -> None:
     assert "$.interpretation.test_stat" in res.stderr
     assert "qtilde" in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_select_step_regions_and_data(first: RunResult, tmp_path: Path) -> None:
+    import dataclasses
+
+    import awkward as ak
+
+    from recastkit.selection import SelectionConfig
+    from recastkit.workflow.spec import RegionSpec, SampleSpec
+
+    gen = next(first.outdir.glob("steps/generate-sig-*/sig.root"))
+    regions = [
+        RegionSpec("all", SelectionConfig(mjj_bins=5)),
+        RegionSpec("hard", SelectionConfig(jet_pt_min_gev=60.0, mjj_bins=5)),
+    ]
+    data = SampleSpec(name="data", role="data", kind="data", files=(str(gen),))
+    info = stages.select_step(data, [gen], regions, tmp_path)
+    ev = uproot.open(gen)["Events"].arrays(["Jet_pt"])
+    n_all = int(ak.sum(ak.num(ev["Jet_pt"]) >= 2))
+    n_hard = int(ak.sum(ak.sum(ev["Jet_pt"] > 60.0, axis=1) >= 2))
+    assert info["regions"]["all"]["cutflow"][-1]["n_events"] == n_all
+    assert info["regions"]["hard"]["cutflow"][-1]["n_events"] == n_hard
+    assert n_hard < n_all
+    # data: unit weights, so Σw = number of events; no bookkeeping
+    assert info["regions"]["all"]["cutflow"][-1]["sum_of_weights"] == n_all
+    assert info["regions"]["all"]["sum_of_weights"] is None
+    for region in ("all", "hard"):
+        assert (tmp_path / f"{region}.root").is_file()
+    mc = dataclasses.replace(data, role="signal", kind="mc")
+    info_mc = stages.select_step(mc, [gen], regions[:1], tmp_path / "mc")
+    # the Runs tree of the generated file holds the requested pre-skim Σw
+    assert info_mc["regions"]["all"]["sum_of_weights"] == pytest.approx(6813.0258, rel=1e-12)

@@ -113,6 +113,16 @@ def test_looks_like_credential(key: str, expected: bool) -> None:
     (lambda d: d["normalization"]["overrides"]["dijet"].update(xsec="2"),
      r"overrides\.dijet\.xsec.*no unit"),
     (lambda d: d.update(extra=1), r"Additional properties"),
+    (lambda d: d["samples"]["data"].update(files=["d.root"]),
+     r"\$\.samples\.data: give exactly one of files .* and toy"),
+    (lambda d: d["samples"]["signal"].update(files=["s.root"]),
+     r"\$\.samples\.signal: give exactly one of files .* and generate"),
+    (lambda d: d["samples"]["backgrounds"][1].update(files=["b.root"]),
+     r"\$\.samples\.backgrounds\[1\]: the mock background takes no files"),
+    (lambda d: d["samples"]["backgrounds"][0].pop("dataset"),
+     r"\$\.samples\.backgrounds\[0\]: an MC sample needs a dataset"),
+    (lambda d: d["samples"]["backgrounds"][0].update(filez=["b.root"]),
+     r"\$\.samples\.backgrounds\[0\].*'filez' was unexpected"),
 ])
 def test_bad_specs_name_the_field(tiny: Any, tmp_path: Path, change: Any, pattern: str) -> None:
     path = _edit(tiny.write_spec(tmp_path), change)

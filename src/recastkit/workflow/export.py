@@ -29,8 +29,7 @@ is written atomically.
 
 What the step commands cannot express is refused with a message (:class:`ConfigError`): MC
 backgrounds together with the mock background (``recastkit fit`` takes one or the other), a
-mock background other than the tutorial's (50 000 events, 150 GeV), a confidence level other
-than 95 % when the fit command has no ``--cl``. The mock background and the toy data are
+mock background other than the tutorial's (50 000 events, 150 GeV). The mock background and the toy data are
 drawn by ``recastkit fit`` from one seed, so their numbers differ from ``recastkit run``'s
 (which seeds them separately); the export notes it.
 """
@@ -60,8 +59,6 @@ log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "recastkit/recastkit"
 #: The mock background ``recastkit fit --mock-background`` draws.
 _FIT_MOCK_EVENTS, _FIT_MOCK_DECAY_GEV = 50_000, 150.0
-#: Whether ``recastkit fit`` has a ``--cl`` option (set when it gains one).
-FIT_HAS_CL_OPTION = False
 
 _NAME = re.compile(r"[^A-Za-z0-9_]+")
 _IMAGE = re.compile(
@@ -215,11 +212,7 @@ def _fit_options(spec: AnalysisSpec, mock: SampleSpec | None, notes: list[str]) 
     if it.mu_max is not None:
         opts += ["--mu-max", _quote(repr(float(it.mu_max)))]
     if abs(it.cl - 0.95) > 1e-12:
-        if not FIT_HAS_CL_OPTION:
-            msg = (f"{spec.path}: $.interpretation.cl: recastkit fit computes 95% CL limits "
-                   f"only, the spec asks for {it.cl}; the yadage export cannot express it")
-            raise ConfigError(msg)
-        opts += ["--cl", _quote(it.cl)]
+        opts += ["--cl", _quote(repr(float(it.cl)))]
     if it.xsec_unc is not None:
         opts += ["--xsec-unc", _quote(it.xsec_unc)]
     if it.lumi_unc is not None:

@@ -64,8 +64,6 @@ def build_report(run: RunResult) -> AnalysisReport:
     steps = tuple(r.to_dict() for r in run.steps)
     tables: dict[str, tuple[Sequence[str], Sequence[Sequence[Any]]]] = {
         "Run": (("item", "value"), facts),
-        "Steps": (("step", "status", "key", "seconds"),
-                  [(s["name"], s["status"], s["key"], f"{s['seconds']:.2f}") for s in steps]),
     }
     return AnalysisReport(
         title=f"{spec.name}: {run.signal.name}", samples=samples, regions=plots,

@@ -389,6 +389,15 @@ def _dataset_text(value: Any) -> str:
 
 def _mc_sample(doc: Mapping[str, Any], role: SampleRole, where: str, base: Path,
                source: str) -> SampleSpec:
+    if "dataset" not in doc:
+        msg = (f"{source}: {where}: an MC sample needs a dataset (full ATLAS dataset name or "
+               "DSID: it selects the catalog row)"
+               + ("" if role == "signal" else ", or give mock: {...} for the mock background"))
+        raise ConfigError(msg)
+    if ("files" in doc) == ("generate" in doc):
+        msg = (f"{source}: {where}: give exactly one of files (the event files) and generate "
+               "(generated events)")
+        raise ConfigError(msg)
     gen = doc.get("generate")
     generate = None if gen is None else GenerateSpec(
         events=int(gen["events"]), seed=int(gen["seed"]),
@@ -452,6 +461,11 @@ def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
     for i, b in enumerate(samples_doc["backgrounds"]):
         where = f"$.samples.backgrounds[{i}]"
         if "mock" in b:
+            extra = sorted({"dataset", "files", "generate"} & set(b))
+            if extra:
+                msg = (f"{src}: {where}: the mock background takes no {', '.join(extra)} "
+                       "(it is drawn from an exponential); remove them or remove mock")
+                raise ConfigError(msg)
             m = b["mock"] or {}
             backgrounds.append(SampleSpec(
                 name=str(b["name"]), role="background", kind="mock",
@@ -461,6 +475,10 @@ def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
         else:
             backgrounds.append(_mc_sample(b, "background", where, base, src))
     d = samples_doc["data"]
+    if ("toy" in d) == ("files" in d):
+        msg = (f"{src}: $.samples.data: give exactly one of files (data event files) and toy "
+               "(a seeded Poisson toy of the background)")
+        raise ConfigError(msg)
     if "toy" in d:
         data_sample = SampleSpec(name=str(d.get("name", "data")), role="data", kind="toy",
                                  toy_seed=int(d["toy"]["seed"]), where="$.samples.data")

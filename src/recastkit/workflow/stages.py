@@ -22,7 +22,7 @@ from typing import Any
 import hist
 import numpy as np
 
-from recastkit.exceptions import ConfigError
+from recastkit.exceptions import ConfigError, RecastkitError, StatsError
 from recastkit.scaling import Ledger
 from recastkit.selection import CutflowEntry
 from recastkit.units import CrossSection, Luminosity
@@ -305,7 +305,18 @@ def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[P
         test_stat=it.test_stat, rebin=it.rebin, significance=it.significance,
         workers=workers, backend=it.backend, cl=it.cl, plots=spec.outputs.plots,
     )
-    outcome = run_fit(req, progress=progress)
+    try:
+        outcome = run_fit(req, progress=progress)
+    except RecastkitError:
+        raise
+    except Exception as exc:  # the statistics engine's own failures (pyhf, scipy)
+        msg = (
+            f"the fit of {signal_file.parent.name} in {signal_file.stem} ({obs}) failed: "
+            f"{type(exc).__name__}: {exc}; check the yields (a signal many orders of magnitude "
+            "above the background puts the minimizer out of range: try mu_max or rebin in "
+            "the spec's interpretation)"
+        )
+        raise StatsError(msg) from exc
     return {"limit": outcome.result.to_dict(), "files": [f"fit/{p.name}" for p in outcome.files],
             "lumi_ifb": outcome.lumi_ifb}
 
