@@ -29,9 +29,9 @@ is written atomically.
 
 What the step commands cannot express is refused with a message (:class:`ConfigError`): MC
 backgrounds together with the mock background (``recastkit fit`` takes one or the other), a
-mock background other than the tutorial's (50 000 events, 150 GeV). The mock background and the toy data are
-drawn by ``recastkit fit`` from one seed, so their numbers differ from ``recastkit run``'s
-(which seeds them separately); the export notes it.
+mock background other than the tutorial's (50 000 events, 150 GeV). The mock background and
+the toy data are drawn by ``recastkit fit`` from one seed, so their numbers differ from
+``recastkit run``'s (which seeds them separately); the export notes it.
 """
 
 from __future__ import annotations
