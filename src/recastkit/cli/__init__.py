@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cls": ("recastkit.cli.cls", "CLs of any pyhf workspace at a signal strength."),
     "grid": ("recastkit.cli.grid", "CLs over the signal points of a published likelihood."),
     "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
+    "export": ("recastkit.cli.export",
+               "Export an analysis spec to yadage/REANA and recast-atlas."),
     "run": ("recastkit.cli.run", "Run an analysis spec (select → scale → fit), cached by step."),
     "reinterpret": ("recastkit.cli.reinterpret",
                     "Re-run an analysis spec with new signal samples."),
