@@ -45,6 +45,7 @@ from typing import Any
 import hist
 
 from recastkit import __version__, exceptions
+from recastkit._atomic import atomic_paths
 from recastkit.exceptions import (
     MissingDependencyError,
     RecastkitError,
@@ -594,7 +595,9 @@ def run_selection(
 def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write the histograms and metadata to ``path`` (ROOT TH1D) and its ``.json`` twin.
 
-    Both files are written atomically with :func:`recastkit.io.hists.write_hists`.
+    The two files are replaced together or not at all (:func:`recastkit._atomic.atomic_paths`):
+    both are written to temporary files first, and a failure at any point (even while renaming)
+    leaves the previous pair, or nothing, in place.
 
     Returns:
         ``(root path, json path)``.
@@ -604,6 +607,7 @@ def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tu
         raise SelectionError(f"{root_path}: the output file must end in .root")
     json_path = root_path.with_suffix(".json")
     meta = result.metadata()
-    write_hists(root_path, result.histograms, meta)
-    write_hists(json_path, result.histograms, meta)
+    with atomic_paths(root_path, json_path) as (tmp_root, tmp_json):
+        write_hists(tmp_root, result.histograms, meta)
+        write_hists(tmp_json, result.histograms, meta)
     return root_path, json_path
