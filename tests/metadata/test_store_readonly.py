@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import recastkit.metadata.store as store
 from recastkit.exceptions import CatalogError, MissingCatalogError, MissingMetadataError
-from recastkit.metadata import Catalog
+from recastkit.metadata import Catalog, store
 from recastkit.metadata.readers import PMG_HEADER
 
 ROW = "{dsid}\t\tZH\t\t{xsec_pb}\t\t1.0\t\t1.0\t\t0.0\t\t0.0\t\tgen\t\te5706\n"
