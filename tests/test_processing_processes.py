@@ -197,3 +197,19 @@ def test_selection_pair_is_replaced_together_or_not_at_all(
         assert meta["dataset"] == "other"
         np.testing.assert_array_equal(hists["h_njets_raw"].values(),
                                       small_result.histograms["h_njets_raw"].values())
+
+
+class _CrashOnArrival:
+    """A task whose unpickling in the worker ends the worker process (like the OOM killer)."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return os._exit, (3,)
+
+
+def test_a_dead_worker_is_a_one_line_selection_error() -> None:
+    from recastkit.exceptions import SelectionError
+    from recastkit.processing import _processes, _Progress
+
+    tasks = [_CrashOnArrival(), _CrashOnArrival()]
+    with pytest.raises(SelectionError, match=r"a worker process .* died"):
+        _processes(tasks, 2, _Progress(len(tasks), 0, False), None)  # type: ignore[arg-type]
