@@ -34,7 +34,7 @@ from recastkit.stats.model import (
     make_likelihood,
     spec_from_workspace,
 )
-from recastkit.stats.results import BAND_LABELS, ClsResult, LimitResult
+from recastkit.stats.results import BAND_LABELS, ClsResult, LimitResult, PointResult
 
 __all__ = [
     "BAND_LABELS",
@@ -46,6 +46,7 @@ __all__ = [
     "ModelSpec",
     "ModifierSpec",
     "ParameterSetting",
+    "PointResult",
     "SampleSpec",
     "SearchInputs",
     "build_search_model",

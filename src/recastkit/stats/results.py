@@ -6,7 +6,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from recastkit._atomic import write_text_atomic
 from recastkit._json import dumps as _dumps
@@ -109,3 +109,44 @@ class LimitResult:
     def write_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_json` to ``path`` atomically."""
         write_text_atomic(path, self.to_json())
+
+
+#: Status of one grid point: fast path converged, recomputed with pyhf's own fits, or failed.
+PointStatus = Literal["converged", "fallback", "failed"]
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """CLs and (optionally) upper limits of one signal point of a grid.
+
+    Attributes:
+        name: The point's name (patch name, or signal sample name).
+        mu: Signal strength at which the CLs values were computed.
+        cls_observed: Observed CLs at ``mu`` (NaN where the fit failed or pyhf gives NaN).
+        cls_expected: Expected CLs at ``mu``, ordered −2σ, −1σ, median, +1σ, +2σ.
+        status: ``"converged"`` (the engine's own fits converged), ``"fallback"`` (recomputed
+            with pyhf's own path, see ``reason``) or ``"failed"`` (see ``reason``).
+        observed_limit: Observed upper limit on μ at confidence level ``cl``, if computed.
+        expected_limits: Expected limits on μ (5 entries, −2σ … +2σ), if computed.
+        cl: Confidence level of the limits.
+        test_stat: ``"qtilde"`` or ``"q"``.
+        reason: Why a fallback was used or the point failed; empty otherwise.
+        parameters: Values parsed from the name with the user's pattern (e.g. ``m1``, ``m2``).
+    """
+
+    name: str
+    mu: float
+    cls_observed: float
+    cls_expected: tuple[float, float, float, float, float]
+    status: PointStatus
+    observed_limit: float | None = None
+    expected_limits: tuple[float, float, float, float, float] | None = None
+    cl: float = 0.95
+    test_stat: str = "qtilde"
+    reason: str = ""
+    parameters: Mapping[str, float | str] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready values (NaN becomes null)."""
+        out: dict[str, Any] = _jsonable(self)
+        return out
