@@ -114,8 +114,9 @@ def run_select(long_sample: Path, tmp_path: Path) -> Iterator[
     cmd = [sys.executable, "-m", "recastkit", "select", str(long_sample),
            "-o", str(outdir / "sel.root"), "--executor", "processes", "--workers", "2",
            "--chunk-size", "100"]
+    # Its own process group, like a shell job: Ctrl-C in a terminal signals the whole group.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path, start_new_session=True)
     workers: list[psutil.Process] = []
     try:
         main = psutil.Process(proc.pid)
@@ -150,7 +151,7 @@ def test_no_orphans_after_sigkill_of_the_main_process(run_select) -> None:  # ty
 def test_ctrl_c_stops_the_run_at_once_and_cleanly(run_select) -> None:  # type: ignore[no-untyped-def]
     proc, workers, outdir = run_select
     t0 = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the main process and its workers
     _, stderr = proc.communicate(timeout=60)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 130, stderr
