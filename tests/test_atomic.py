@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from recastkit._atomic import atomic_path, atomic_paths, current_umask, write_text_atomic
+from recastkit.exceptions import FileAccessError
 
 
 def test_success(tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_failed_second_rename_restores_the_first(tmp_path: Path, monkeypatch: py
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(FileAccessError, match=r"out\.json: .*no space left on device"):
         _write_pair(a, b)
     assert a.read_text() == "old a"
     assert (b.read_text() if b_existed else b.exists()) == ("old b" if b_existed else False)
@@ -102,7 +103,7 @@ def test_failed_rename_of_new_pair_leaves_nothing(tmp_path: Path) -> None:
     a, b = tmp_path / "out.root", tmp_path / "out.json"
     b.mkdir()  # a directory in the way: the second rename fails
     (b / "keep").write_text("k")
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(FileAccessError, match=r"out\.json: .*is a directory"):
         _write_pair(a, b)
     assert not a.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]

@@ -12,12 +12,39 @@ all of them or none.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from recastkit._files import is_special_file, output_errors
+
+
+def _safe_target(
+    func: Callable[[str | os.PathLike[str]], Iterator[Path]],
+) -> Callable[[str | os.PathLike[str]], Iterator[Path]]:
+    """Wrap an atomic-write generator: one-line errors, and devices written in place.
+
+    An ``OSError`` (permission denied, disk full, a path under a file, a directory as the
+    target) becomes :class:`~recastkit.exceptions.FileAccessError` naming the target. A target
+    that is a device or FIFO (``/dev/null``, ``/dev/full``) is written directly: renaming a
+    temporary file onto it would replace the device node.
+    """
+
+    @functools.wraps(func)
+    def wrapper(target: str | os.PathLike[str]) -> Iterator[Path]:
+        with output_errors(target):
+            if Path(target).is_dir():
+                raise IsADirectoryError(21, "Is a directory", os.fspath(target))
+            if is_special_file(target):
+                yield Path(target)
+                return
+            yield from func(target)
+
+    return wrapper
 
 
 def current_umask() -> int:
@@ -51,6 +78,7 @@ def _finish(tmp: Path, mode: int) -> None:
 
 
 @contextlib.contextmanager
+@_safe_target
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it onto the target on success.
 
@@ -84,6 +112,9 @@ def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[tuple[Path, ...]]
     backups (or removed, if they did not exist before). Readers may see a mix of old and new
     files only during the few microseconds of the renames.
 
+    An ``OSError`` while preparing or renaming becomes
+    :class:`~recastkit.exceptions.FileAccessError` naming the target.
+
     Args:
         targets: Final paths (distinct).
 
@@ -98,16 +129,20 @@ def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[tuple[Path, ...]]
     replaced: list[int] = []
     try:
         for p in paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmps.append(_mkstemp_beside(p))
+            with output_errors(p):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                tmps.append(_mkstemp_beside(p))
         yield tuple(tmps)
         mode = default_file_mode()
-        for tmp in tmps:
-            _finish(tmp, mode)
+        for tmp, p in zip(tmps, paths, strict=True):
+            with output_errors(p):
+                _finish(tmp, mode)
         for p in paths:
-            backups.append(_backup(p))
+            with output_errors(p):
+                backups.append(_backup(p))
         for i, (tmp, p) in enumerate(zip(tmps, paths, strict=True)):
-            os.replace(tmp, p)
+            with output_errors(p):
+                os.replace(tmp, p)
             replaced.append(i)
     except BaseException:
         for i in reversed(replaced):
