@@ -10,7 +10,6 @@ import numpy as np
 import pyhf
 import pytest
 
-from recastkit.exceptions import StatsError
 from recastkit.io.hists import write_hists
 from recastkit.stats import BinnedSample, build_search_model, build_workspace, prepare_inputs
 from recastkit.workflow import FitRequest, run_fit
@@ -82,7 +81,9 @@ def test_fit_gives_ledger_backgrounds_the_lumi_modifier(tmp_path: Path,
     assert "lumi" not in mods["background_2"]
     assert any("correlated" in n for n in outcome.result.notes)
 
-    # A background scaled to another luminosity than the signal is refused.
+    # A background scaled to another luminosity than the signal is reported, not mixed
+    # silently (warning and a note in the result).
     write_hists(bkg, {"h": _h([50.0, 20.0])}, _ledger(58.7916))
-    with pytest.raises(StatsError, match=r"normalized to L = 58\.7916 fb\^-1 but the signal"):
-        run_fit(req)
+    notes = run_fit(req).result.notes
+    assert ("background_1 is normalized to L = 58.7916 fb^-1 but the signal to "
+            "L = 44.6306 fb^-1 (one luminosity modifier for both)") in notes

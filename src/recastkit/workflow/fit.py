@@ -144,31 +144,26 @@ def _mc_background(sample: BinnedSample, meta: Mapping[str, Any], *,
                    notes: list[str]) -> BinnedSample:
     """Mark a background normalized by recastkit (its file holds a ledger) as MC scaled to L.
 
-    It then gets the signal's (correlated) luminosity modifier; a luminosity that differs
-    from the signal's is an error.
+    It then gets the signal's (correlated) luminosity modifier. A luminosity that differs
+    from the signal's is reported (warning and a note in the result), never silently mixed.
+    Notes name the sample, not its file, so that identical runs give identical results.
     """
     bkg_norm = meta.get("normalization") or {}
     if not bkg_norm:
         return sample  # data-driven: no luminosity modifier
-    _check_same_lumi(sig_norm, sig_label, bkg_norm, sample.source)
+    sig_l, bkg_l = sig_norm.get("lumi_ifb"), bkg_norm.get("lumi_ifb")
+    if (sig_l is not None and bkg_l is not None
+            and not math.isclose(float(sig_l), float(bkg_l), rel_tol=1e-9)):
+        note = (
+            f"{sample.name} is normalized to L = {float(bkg_l):.10g} fb^-1 but the signal to "
+            f"L = {float(sig_l):.10g} fb^-1 (one luminosity modifier for both)"
+        )
+        log.warning("%s: %s (signal %s)", sample.source, note, sig_label)
+        notes.append(note)
     if lumi_rel is not None:
-        notes.append(f"{sample.source}: normalized by recastkit (ledger), so it carries the "
+        notes.append(f"{sample.name}: normalized by recastkit (ledger), so it carries the "
                      "signal's luminosity modifier (correlated)")
     return replace(sample, lumi_scaled=True)
-
-
-def _check_same_lumi(sig_norm: Mapping[str, Any], sig_label: str,
-                     bkg_norm: Mapping[str, Any], bkg_label: str) -> None:
-    """MC scaled to different luminosities must not enter one model (no silent mix)."""
-    sig_l, bkg_l = sig_norm.get("lumi_ifb"), bkg_norm.get("lumi_ifb")
-    if sig_l is None or bkg_l is None:
-        return
-    if not math.isclose(float(sig_l), float(bkg_l), rel_tol=1e-9):
-        msg = (
-            f"{bkg_label} is normalized to L = {float(bkg_l):.10g} fb^-1 but the signal "
-            f"{sig_label} to L = {float(sig_l):.10g} fb^-1; scale both with the same --lumi"
-        )
-        raise StatsError(msg)
 
 
 def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
