@@ -559,7 +559,7 @@ def iter_chunks(path: str | os.PathLike[str], layout: EventLayout, entry_start: 
     start = entry_start
     kwargs = {} if layout.rntuple else decoding.executors(opts)
     try:
-        iterator = tree.iterate(filter_name=list(layout.branches), step_size=int(step_size),
+        iterator = tree.iterate(list(layout.branches), step_size=int(step_size),
                                 entry_start=entry_start, entry_stop=entry_stop, library="ak",
                                 **kwargs)
         for batch in iterator:

@@ -576,7 +576,7 @@ def _jagged(array: Any, path: str, branch: str) -> tuple[Int64Array, npt.NDArray
         raise SelectionError(msg)
     offsets = np.asarray(layout.offsets.data).astype(np.int64, copy=False)
     content = np.asarray(layout.content.data)
-    if offsets[0] != 0:
+    if offsets[0] != 0 or content.shape[0] != offsets[-1]:
         content = content[offsets[0]:offsets[-1]]
         offsets = offsets - offsets[0]
     return offsets, content
@@ -705,7 +705,7 @@ def iter_object_chunks(path: str | os.PathLike[str], layout: ObjectLayout, entry
     start = entry_start
     kwargs = {} if layout.rntuple else decoding.executors(opts)
     try:
-        iterator = tree.iterate(filter_name=list(layout.branches), step_size=int(step_size),
+        iterator = tree.iterate(list(layout.branches), step_size=int(step_size),
                                 entry_start=entry_start, entry_stop=entry_stop, library="ak",
                                 **kwargs)
         for batch in iterator:
