@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
@@ -240,7 +240,7 @@ class RegionsResult:
     n_units: int
     elapsed_s: float
     variations: tuple[VariationSource, ...] = ()
-    read_options: ReadOptions = ReadOptions()
+    read_options: ReadOptions = field(default_factory=ReadOptions)
     btag_source: tuple[str, str, str, float] | None = None
 
     @property
@@ -298,7 +298,7 @@ class _Task:
     layout: AnyLayout
     config: AnyConfig
     step_size: int
-    options: ReadOptions = ReadOptions()
+    options: ReadOptions = field(default_factory=ReadOptions)
 
 
 @dataclass(frozen=True)
@@ -330,11 +330,13 @@ def _read(task: _Task) -> Iterator[EventChunk | ObjectChunk]:
 
 def _fill(acc: AnyAccumulator, chunk: EventChunk | ObjectChunk, task: _Task) -> None:
     if isinstance(acc, RegionsAccumulator):
-        assert isinstance(chunk, ObjectChunk) and isinstance(task.layout, ObjectLayout)
+        assert isinstance(chunk, ObjectChunk)
+        assert isinstance(task.layout, ObjectLayout)
         assert isinstance(task.config, AnalysisConfig)
         acc.fill(chunk, task.layout, task.config)
     else:
-        assert isinstance(chunk, EventChunk) and isinstance(task.layout, EventLayout)
+        assert isinstance(chunk, EventChunk)
+        assert isinstance(task.layout, EventLayout)
         assert isinstance(task.config, SelectionConfig)
         acc.fill(chunk, task.layout, task.config)
 
@@ -777,7 +779,8 @@ def run_selection(
         acc = _merge(acc, o.acc)
     events_layout = layout.events if isinstance(layout, ObjectLayout) else layout
     if isinstance(config, AnalysisConfig):
-        assert isinstance(acc, RegionsAccumulator) and isinstance(layout, ObjectLayout)
+        assert isinstance(acc, RegionsAccumulator)
+        assert isinstance(layout, ObjectLayout)
         return _regions_result(
             acc, config, layout, processed, skipped, allow_empty, bookkeeping, dataset,
             executor=executor, chunk_size=chunk_size, n_units=len(tasks), elapsed=elapsed,
@@ -817,7 +820,8 @@ def _read_options(config: AnyConfig, given: ReadOptions | None, executor: str,
     return opts
 
 
-def _regions_result(acc: RegionsAccumulator, config: AnalysisConfig, layout: ObjectLayout,
+def _regions_result(  # noqa: PLR0917
+        acc: RegionsAccumulator, config: AnalysisConfig, layout: ObjectLayout,
                     processed: list[str], skipped: list[SkippedFile], allow_empty: bool,
                     bookkeeping: bool, dataset: str | None, *, executor: str, chunk_size: int,
                     n_units: int, elapsed: float, options: ReadOptions) -> RegionsResult:

@@ -489,7 +489,8 @@ class _Item:
 class CompiledConfig:
     """Every expression of an :class:`AnalysisConfig` compiled, and what they read."""
 
-    objects: dict[str, tuple[str, tuple[Compiled, ...]]]  # name -> (source, cuts)
+    objects: dict[str, tuple[str, tuple[Compiled | None, ...]]]  # (source, cuts); None: default
+    #: b-tag cut
     order: tuple[str, ...]  # collections in dependency order
     cuts: dict[str, tuple[_Item, ...]]  # region -> cuts
     observables: dict[str, _Item]
@@ -554,7 +555,7 @@ def _compile(config: AnalysisConfig) -> CompiledConfig:
     has_hooks = any(i.item.hook is not None for i in
                     [*observables.values(), *weights, *(c for cs in cuts.values() for c in cs)])
     # object cuts: fields of the object as names; any identifier may be a stored field
-    objects: dict[str, tuple[str, tuple[Compiled, ...]]] = {}
+    objects: dict[str, tuple[str, tuple[Compiled | None, ...]]] = {}
 
     def object_cut(name: str, text: str, i: int) -> Compiled:
         import ast
@@ -596,7 +597,7 @@ def _compile(config: AnalysisConfig) -> CompiledConfig:
         mine = field_need.setdefault(name, set()) | set(KINEMATIC_FIELDS) | set(d.read)
         if has_hooks:
             mine |= set(KINEMATIC_FIELDS)
-        cut_list = []
+        cut_list: list[Compiled | None] = []
         for i, text in enumerate(d.cuts):
             if text == "btag > @default":
                 cut_list.append(None)
@@ -612,7 +613,7 @@ def _compile(config: AnalysisConfig) -> CompiledConfig:
                 field_need.setdefault(s, set()).update(mine)
         elif d.source != name:
             field_need.setdefault(d.source, set()).update(mine)
-        objects[name] = (d.source, tuple(cut_list))  # type: ignore[arg-type]
+        objects[name] = (d.source, tuple(cut_list))
     base_uses = {k: frozenset(field_need.get(k, set()) - {"m", "flavour"})
                  for k in order if defs[k].source == k}
     if "met" in uses or (has_hooks and "met" in defs):

@@ -394,7 +394,7 @@ def as_num(value: Any, kind: Kind, frame: Any) -> Float64Array:
         return value.get("pt", frame.n_events)
     if kind is Kind.BOOL:
         v, ok = value
-        out = v.astype(np.float64)
+        out: Float64Array = v.astype(np.float64)
         out[~ok] = np.nan
         return out
     raise ExpressionError(f"internal: expected a number, got {kind.value}")
@@ -705,9 +705,9 @@ class _Compiler:
             if j.kind is not Kind.JAGGED:
                 raise self.fail(node.args[0], f"{fname}() of one argument takes per-object "
                                               f"values (jets.pt), not a {j.kind.value}")
-            op = {"sum": 0, "max": 1, "min": 2}[fname]
+            code = {"sum": 0, "max": 1, "min": 2}[fname]
 
-            def red(f: Any, x: Evaluator = j.fn, o: int = op) -> Any:
+            def red(f: Any, x: Evaluator = j.fn, o: int = code) -> Any:
                 offsets, values = x(f)
                 return _segment_reduce(offsets, values, o)
             return self.make(Kind.NUM, red, key, j)

@@ -539,7 +539,8 @@ def _to_chunk(batch: Any, layout: EventLayout, path: str, start: int) -> EventCh
     return EventChunk(path, start, start + len(batch), offsets, jets, weights)
 
 
-def iter_chunks(path: str | os.PathLike[str], layout: EventLayout, entry_start: int,
+def iter_chunks(  # noqa: PLR0917
+        path: str | os.PathLike[str], layout: EventLayout, entry_start: int,
                 entry_stop: int, step_size: int,
                 options: ReadOptions | None = None) -> Iterator[EventChunk]:
     """Read events ``[entry_start, entry_stop)`` of ``path`` in chunks of ``step_size``.

@@ -421,7 +421,7 @@ def resolve_variations(path: str | os.PathLike[str], layout: EventLayout,
     return tuple(out)
 
 
-def resolve_object_layout(
+def resolve_object_layout(  # noqa: PLR0917
     path: str | os.PathLike[str],
     input_config: InputConfig,
     used: Mapping[str, set[str]],
@@ -447,10 +447,7 @@ def resolve_object_layout(
             without the collection (e.g. PHYSLITE MET) and no configured branch.
     """
     cfg = input_config
-    if cfg.layout is not None:
-        base = BUILTIN_LAYOUTS[cfg.layout]
-    else:
-        base = detect_layout(path)
+    base = BUILTIN_LAYOUTS[cfg.layout] if cfg.layout is not None else detect_layout(path)
     events = replace(
         base,
         tree=cfg.tree or base.tree,
@@ -633,10 +630,11 @@ def _to_chunk(batch: Any, layout: ObjectLayout, path: str, start: int) -> Object
         arrays: dict[str, npt.NDArray[Any]] = {}
         consts: dict[str, float] = {}
         first = ""
-        for fname, src in fields.items():
-            if not isinstance(src, str):
-                consts[fname] = float(src)
+        for fname, source in fields.items():
+            if not isinstance(source, str):
+                consts[fname] = float(source)
                 continue
+            src = source
             if src == _BTAG:
                 assert layout.btag_source is not None
                 pb_b, pc_b, pu_b, fc = layout.btag_source
@@ -689,7 +687,8 @@ def _to_chunk(batch: Any, layout: ObjectLayout, path: str, start: int) -> Object
     return ObjectChunk(path, start, start + n, colls, met, weights, variations, event_fields)
 
 
-def iter_object_chunks(path: str | os.PathLike[str], layout: ObjectLayout, entry_start: int,
+def iter_object_chunks(  # noqa: PLR0917
+        path: str | os.PathLike[str], layout: ObjectLayout, entry_start: int,
                        entry_stop: int, step_size: int,
                        options: ReadOptions | None = None) -> Iterator[ObjectChunk]:
     """Read events ``[entry_start, entry_stop)`` as :class:`ObjectChunk` objects.

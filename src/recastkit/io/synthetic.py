@@ -106,7 +106,8 @@ def _pt_eta_phi(four: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pt, eta, np.arctan2(py, px)
 
 
-def generate_signal_events(n_events: int, seed: int, resonance_gev: float = 120.0,
+def generate_signal_events(  # noqa: PLR0917
+        n_events: int, seed: int, resonance_gev: float = 120.0,
                            resolution: float = 0.12,
                            sum_of_weights: float = WORKED_EXAMPLE_SUMW,
                            objects: bool = False) -> ak.Array:
