@@ -1,17 +1,26 @@
 """How compressed event data is decoded: the zlib library and the decompression threads.
 
-This module is the **only** place where recastkit changes uproot's global state
-(``uproot.ZLIB.library``, a class attribute in uproot 5.7). Everything else passes a
+This module is the **only** place where recastkit changes uproot's global state: the
+``library`` class attribute of uproot's zlib decompressor. uproot 5.7 documents the switch as
+``uproot.ZLIB.library``, but baskets are decompressed by the module-level instance
+``uproot.compression._decompress_ZLIB`` of the *base* class ``_DecompressZLIB``, which does not
+see an attribute set on the ``ZLIB`` subclass: setting only ``uproot.ZLIB.library`` leaves
+reading on the standard zlib. :func:`set_zlib_library` therefore sets the base class attribute
+(and ``ZLIB.library``, so the two agree), and ``tests/io/test_decoding.py`` fails loudly if
+these names change. Everything else passes a
 :class:`ReadOptions` to the readers in :mod:`recastkit.io.events` / :mod:`recastkit.io.objects`,
 which call :func:`apply` before reading and hand :func:`executors` to ``TTree.iterate``.
 
 Choices:
 
-- ``decoder``: ``"zlib"`` (Python's standard library, uproot's default), ``"deflate"``
-  (libdeflate through the ``deflate`` package, a core dependency of recastkit) or ``"isal"``
-  (Intel ISA-L through ``isal``). ``"auto"`` (default) picks the first importable of
-  deflate, isal, zlib. Only ZLIB-compressed baskets are affected; LZ4, ZSTD and LZMA are
-  decoded by their own libraries.
+- ``decoder``: ``"zlib"`` (Python's standard library, uproot's default), ``"isal"`` (Intel
+  ISA-L through the ``isal`` package, a core dependency of recastkit) or ``"deflate"``
+  (libdeflate through ``deflate``). ``"auto"`` (default) picks the first of isal, deflate,
+  zlib that is installed *and* decodes a test payload through uproot's decompressor: uproot
+  5.7.7 calls ``deflate.zlib_decompress(data, bufsize=n)``, which deflate 0.9 rejects (its
+  argument is ``originalsize``), so with those versions ``deflate`` is unusable and ``auto``
+  takes isal. Only ZLIB-compressed baskets are affected; LZ4, ZSTD and LZMA are decoded by
+  their own libraries.
 - ``decompression_threads``: size of the thread pool uproot decompresses (and interprets)
   baskets in, ``0`` (default) meaning one per available core. ``1`` reads in the calling
   thread, as uproot does by default.
@@ -52,21 +61,52 @@ def _importable(name: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
+_working: dict[str, str | None] = {}
+
+
+def _check(library: str) -> str | None:
+    """``None`` if uproot decodes a test payload with ``library``, else why not (cached)."""
+    if library in _working:
+        return _working[library]
+    if not _importable(library):
+        why: str | None = (f"the Python package {_MODULES[library]!r} is not installed "
+                           f"(pip install {_MODULES[library]})")
+    else:
+        import zlib
+
+        payload = bytes(range(256)) * 64
+        before = zlib_library()
+        try:
+            set_zlib_library(library)
+            out = uproot.compression._decompress_ZLIB.decompress(zlib.compress(payload, 1),
+                                                                 len(payload))
+            why = None if out == payload else "it decoded a test payload wrongly"
+        except Exception as exc:  # e.g. an API mismatch between uproot and the package
+            why = f"uproot cannot call it ({type(exc).__name__}: {exc})"
+        finally:
+            set_zlib_library(before)
+    _working[library] = why
+    return why
+
+
 def resolve_decoder(name: str | None) -> str:
-    """The concrete zlib library for ``name`` (``None``/``"auto"``: deflate > isal > zlib).
+    """The concrete zlib library for ``name`` (``None``/``"auto"``: isal > deflate > zlib,
+    the first that works with the installed uproot).
 
     Raises:
-        ConfigError: Unknown name, or a named library that is not installed.
+        ConfigError: Unknown name, or a named library that is missing or unusable.
     """
     if name in (None, "auto"):
-        return next(d for d in ("deflate", "isal", "zlib") if _importable(d))
+        return next((d for d in ("isal", "deflate") if _check(d) is None), "zlib")
     if name not in DECODERS:
         msg = f"unknown zlib decoder {name!r}; valid choices: {', '.join(DECODERS)}"
         raise ConfigError(msg)
-    if not _importable(name):
-        msg = (f"the zlib decoder {name!r} needs the Python package {_MODULES[name]!r}, which "
-               f"is not installed (pip install {_MODULES[name]}); or choose zlib")
-        raise ConfigError(msg)
+    if name != "zlib":
+        why = _check(name)
+        if why is not None:
+            msg = f"the zlib decoder {name!r} cannot be used: {why}; choose another one " \
+                  f"({', '.join(DECODERS)})"
+            raise ConfigError(msg)
     return name
 
 
@@ -108,23 +148,34 @@ UPROOT_DEFAULTS = ReadOptions(decoder="zlib", decompression_threads=1)
 _pools: dict[tuple[int, int, str], ThreadPoolExecutor] = {}
 
 
-def set_zlib_library(library: str) -> None:
-    """Set uproot's zlib decoder (the one place touching ``uproot.ZLIB.library``).
-
-    Raises:
-        RuntimeError: uproot no longer has the ``ZLIB.library`` switch (its API changed).
-    """
+def _decompressor_class() -> Any:
+    compression = getattr(uproot, "compression", None)
+    base = getattr(compression, "_DecompressZLIB", None)
+    instance = getattr(compression, "_decompress_ZLIB", None)
     zlib_cls = getattr(uproot, "ZLIB", None)
-    if zlib_cls is None or not isinstance(getattr(zlib_cls, "library", None), str):
-        msg = ("uproot.ZLIB.library is gone (uproot API change); update "
+    if (base is None or zlib_cls is None or not isinstance(instance, base)
+            or not isinstance(getattr(base, "library", None), str)):
+        msg = ("uproot's zlib decompressor switch (uproot.compression._DecompressZLIB.library "
+               "used by _decompress_ZLIB) is gone: uproot's API changed; update "
                "recastkit.io.decoding.set_zlib_library")
         raise RuntimeError(msg)
-    zlib_cls.library = library
+    return base
+
+
+def set_zlib_library(library: str) -> None:
+    """Set the zlib library uproot decompresses with (the one place touching uproot globals).
+
+    Raises:
+        RuntimeError: uproot's decompressor switch is gone (its API changed).
+    """
+    base = _decompressor_class()
+    base.library = library
+    uproot.ZLIB.library = library
 
 
 def zlib_library() -> str:
-    """uproot's current zlib decoder."""
-    return str(uproot.ZLIB.library)
+    """The zlib library uproot's basket decompressor currently uses."""
+    return str(uproot.compression._decompress_ZLIB.library)
 
 
 def apply(options: ReadOptions) -> None:
