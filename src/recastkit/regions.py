@@ -765,20 +765,38 @@ class RegionsAccumulator:
         var_w = [chunk.variation_weights[v] * (factor if factor is not None else 1.0)
                  for v in var_names]
         w2 = w * w
+        # cumulative selections shared by regions with a common first cuts (computed once)
+        prefixes: dict[tuple[str, ...], tuple[Any, int, float, float, list[float]]] = {}
+
+        def sums(sel: Any) -> tuple[Any, int, float, float, list[float]]:
+            return (sel, int(np.count_nonzero(sel)), float(np.sum(w, where=sel)),
+                    float(np.sum(w2, where=sel)), [float(np.sum(vw, where=sel))
+                                                   for vw in var_w])
+
         for region in config.regions:
             cuts = cc.cuts[region.name]
-            sel = np.ones(chunk.n_events, dtype=bool)
             n_arr = self.cut_n[region.name]
             w_arr = self.cut_w[region.name]
             v_arr = self.cut_var[region.name]
+            key: tuple[str, ...] = ()
+            entry = prefixes.get(key)
+            if entry is None:
+                entry = prefixes[key] = sums(np.ones(chunk.n_events, dtype=bool))
             for k in range(len(cuts) + 1):
                 if k > 0:
-                    sel = sel & _mask(cuts[k - 1], frame)
-                n_arr[k] += int(np.count_nonzero(sel))
-                w_arr[k, 0] += float(w[sel].sum())
-                w_arr[k, 1] += float(w2[sel].sum())
-                for j, vw in enumerate(var_w):
-                    v_arr[j, k] += float(vw[sel].sum())
+                    cut = cuts[k - 1]
+                    key = (*key, cut.compiled.text if cut.compiled is not None
+                           else f"hook:{cut.item.hook.text if cut.item.hook else ''}")
+                    cached = prefixes.get(key)
+                    if cached is None:
+                        cached = prefixes[key] = sums(entry[0] & _mask(cut, frame))
+                    entry = cached
+                n_arr[k] += entry[1]
+                w_arr[k, 0] += entry[2]
+                w_arr[k, 1] += entry[3]
+                for j, s in enumerate(entry[4]):
+                    v_arr[j, k] += s
+            sel = entry[0]
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue

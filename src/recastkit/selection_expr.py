@@ -86,22 +86,41 @@ class Obj:
     index: npt.NDArray[np.int64]
     valid: BoolArray
     fields: Mapping[str, Float64Array] | None = None  # per-event fields (MET)
+    _got: dict[str, Float64Array] = field(default_factory=dict)
+    _vec: Vec | None = None
 
     def get(self, name: str, n: int) -> Float64Array:
-        """Per-event values of field ``name`` (NaN where the object is missing)."""
+        """Per-event values of field ``name`` (NaN where the object is missing; cached)."""
         if self.fields is not None:
             if name in self.fields:
                 return self.fields[name]
             if name in ("eta", "mass"):
                 return np.zeros(n)
             raise KeyError(name)
+        out = self._got.get(name)
+        if out is not None:
+            return out
         assert self.coll is not None
         arr = self.coll.fields[name]
         if arr.size == 0:
-            return np.full(n, np.nan)
-        out = arr[self.index].astype(np.float64)
-        out[~self.valid] = np.nan
+            out = np.full(n, np.nan)
+        else:
+            out = arr[self.index].astype(np.float64)
+            out[~self.valid] = np.nan
+        self._got[name] = out
         return out
+
+    def vec(self, n: int) -> Vec:
+        """The four-vector (computed once)."""
+        if self._vec is None:
+            if self.fields is not None:
+                pt, phi = self.get("pt", n), self.get("phi", n)
+                px, py = pt * np.cos(phi), pt * np.sin(phi)
+                self._vec = Vec(px, py, np.zeros(n), pt.copy())
+            else:
+                self._vec = Vec(*_p4(self.get("pt", n), self.get("eta", n),
+                                     self.get("phi", n), self.get("mass", n)))
+        return self._vec
 
 
 @dataclass
@@ -317,6 +336,27 @@ def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str]) -> Collecti
     return Collection(offsets, out)
 
 
+@numba.njit(cache=True, nogil=True)
+def _p4(pt: Any, eta: Any, phi: Any, mass: Any) -> Any:  # pragma: no cover - compiled
+    """Cartesian (px, py, pz, E) in one pass (NaN in, NaN out)."""
+    n = pt.shape[0]
+    px = np.empty(n)
+    py = np.empty(n)
+    pz = np.empty(n)
+    e = np.empty(n)
+    for i in range(n):
+        p = pt[i]
+        x = p * math.cos(phi[i])
+        y = p * math.sin(phi[i])
+        z = p * math.sinh(eta[i])
+        m = mass[i]
+        px[i] = x
+        py[i] = y
+        pz[i] = z
+        e[i] = math.sqrt(x * x + y * y + z * z + m * m)
+    return px, py, pz, e
+
+
 def _element(coll: Collection, i: int) -> Obj:
     counts = coll.counts
     valid = counts > i
@@ -324,31 +364,34 @@ def _element(coll: Collection, i: int) -> Obj:
     return Obj(coll, idx, valid)
 
 
+def _element_cached(frame: Any, key: str, coll: Collection, i: int) -> Obj:
+    """The element ``key[i]`` shared through the frame cache (same key as ``c[i]`` nodes)."""
+    k = f"{key}[{i}]"
+    obj = frame.cache.get(k)
+    if obj is None:
+        obj = _element(coll, i)
+        frame.cache[k] = obj
+    return obj  # type: ignore[no-any-return]
+
+
 def _vec_of(x: Obj | Vec, n: int) -> Vec:
     if isinstance(x, Vec):
         return x
-    pt = x.get("pt", n)
-    eta = x.get("eta", n)
-    phi = x.get("phi", n)
-    mass = x.get("mass", n)
-    px = pt * np.cos(phi)
-    py = pt * np.sin(phi)
-    pz = pt * np.sinh(eta)
-    e = np.sqrt(px * px + py * py + pz * pz + mass * mass)
-    return Vec(px, py, pz, e)
+    return x.vec(n)
 
 
 def _add(a: Vec, b: Vec) -> Vec:
     return Vec(a.px + b.px, a.py + b.py, a.pz + b.pz, a.e + b.e)
 
 
-def _slice(coll: Collection, lo: int, hi: int, n: int) -> Vec:
+def _slice(frame: Any, key: str, coll: Collection, lo: int, hi: int) -> Vec:
+    n = frame.n_events
     if hi <= lo:
         nan = np.full(n, np.nan)
         return Vec(nan, nan, nan, nan)
-    total = _vec_of(_element(coll, lo), n)
+    total = _vec_of(_element_cached(frame, key, coll, lo), n)
     for i in range(lo + 1, hi):
-        total = _add(total, _vec_of(_element(coll, i), n))
+        total = _add(total, _vec_of(_element_cached(frame, key, coll, i), n))
     return total
 
 
@@ -653,8 +696,9 @@ class _Compiler:
             lo = self._int(node.slice.lower, 0)
             hi = self._int(node.slice.upper, None)
 
-            def sl(f: Any, b: Evaluator = base.fn, a: int = lo, z: int = hi) -> Any:
-                return _slice(b(f), a, z, f.n_events)
+            def sl(f: Any, b: Evaluator = base.fn, a: int = lo, z: int = hi,
+                   k: str = base.key) -> Any:
+                return _slice(f, k, b(f), a, z)
             return self.make(Kind.VEC, sl, f"{base.key}[{lo}:{hi}]", base, coll=cname,
                              extra=kin)
         i = self._int(node.slice, None)
@@ -932,3 +976,4 @@ def warm_up() -> None:
         for op in (0, 1, 2):
             _segment_reduce(offsets, pt, op)
     _merge_perm(offsets, np.ones(3), offsets, np.ones(3, dtype=np.float32))
+    _p4(np.ones(3), np.ones(3), np.ones(3), np.ones(3))
