@@ -69,12 +69,7 @@ from recastkit.io.objects import (
     iter_object_chunks,
     resolve_object_layout,
 )
-from recastkit.regions import (
-    AnalysisConfig,
-    RegionsAccumulator,
-    compiled,
-    variation_histogram_name,
-)
+from recastkit.regions import AnalysisConfig, RegionsAccumulator, compiled
 from recastkit.selection import (
     HIST_NAMES,
     CutflowEntry,
@@ -276,7 +271,8 @@ class RegionsResult:
             "variations": [
                 {"name": v.name, "label": v.label, "branch": v.branch, "index": v.index,
                  "mode": v.mode,
-                 "histograms": {f"{r.name}/{o}": variation_histogram_name(r.name, o, v.name)
+                 "histograms": {self.config.hist_name(r.name, o):
+                                self.config.hist_name(r.name, o, v.name)
                                 for r in self.config.regions for o in r.observables},
                  "cutflows": {k: c[v.name] for k, c in self.variation_cutflows.items()}}
                 for v in self.variations],
@@ -410,9 +406,10 @@ def split_units(path: str, boundaries: Sequence[int], chunk_size: int) -> list[W
 def _resolve(path: Path, config: AnyConfig) -> AnyLayout:
     if isinstance(config, AnalysisConfig):
         cc = compiled(config)
+        unweighted = config.input.unweighted  # data: no weight factors, no variations
         return resolve_object_layout(
             path, config.input, {k: set(v) for k, v in cc.uses.items()}, cc.overrides,
-            config.extra_weights, config.variations,
+            () if unweighted else config.extra_weights, () if unweighted else config.variations,
             {k: config.event_fields[k] for k in cc.event_fields} if not cc.has_hooks
             else dict(config.event_fields))
     return resolve_layout(path, config.input, config.extra_weights)
@@ -841,16 +838,14 @@ def _regions_result(  # noqa: PLR0917
         msg = (f"empty selection: no event passes any region in {', '.join(processed[:5])}"
                f"{' …' if len(processed) > 5 else ''} (cutflows {steps})")
         raise SelectionError(msg)
-    specs = config.histogram_specs()
     hists: dict[str, hist.Hist] = {}
-    for name, spec in specs.items():
-        hists[name] = build_hist(spec, acc.hists[name])
-    for name, spec in specs.items():
-        region, obs = name.split("/", 1)
-        for v in var_names:
-            vname = variation_histogram_name(region, obs, v)
-            hists[vname] = build_hist(HistogramSpec(vname, spec.nbins, spec.low, spec.high,
-                                                    spec.label), acc.hists[vname])
+    for r in config.regions:
+        for o in r.observables:
+            spec = config.observables[o].spec
+            for v in (None, *var_names):
+                name = config.hist_name(r.name, o, v)
+                hists[name] = build_hist(HistogramSpec(name, spec.nbins, spec.low, spec.high,
+                                                       spec.label), acc.hists[name])
     sumw = (_bookkeeping(processed, layout.events) if bookkeeping
             else SumOfWeightsInfo(None, None, None, "bookkeeping not read (disabled)"))
     dsid = sumw.dsid if sumw.dsid is not None else dsid_from_dataset(dataset)

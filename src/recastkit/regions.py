@@ -103,7 +103,8 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 def variation_histogram_name(region: str, observable: str, variation: str) -> str:
-    """Name of a variation's histogram: ``region/observable__variation``."""
+    """Name of a variation's histogram: ``region/observable__variation`` (in a region of an
+    analysis spec, where the file holds one region: ``observable__variation``)."""
     return f"{region}/{observable}__{variation}"
 
 
@@ -275,6 +276,8 @@ class AnalysisConfig:
         reading: Decoder and decompression threads.
         source: The configuration file (for messages).
         base_dir: Folder hooks given as files are relative to.
+        single_region: Histograms are named ``observable`` instead of
+            ``region/observable`` (a region of an analysis spec, one output file per region).
     """
 
     objects: tuple[ObjectDef, ...]
@@ -287,6 +290,7 @@ class AnalysisConfig:
     reading: ReadOptions = field(default_factory=ReadOptions)
     source: str = "<config>"
     base_dir: str = "."
+    single_region: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -295,7 +299,8 @@ class AnalysisConfig:
     # -- loading
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "<config>",
-                     base_dir: str | os.PathLike[str] = ".") -> AnalysisConfig:
+                     base_dir: str | os.PathLike[str] = ".",
+                     single_region: bool = False) -> AnalysisConfig:
         """Build from the YAML mapping (schema ``selection``), compiling every expression.
 
         Raises:
@@ -360,7 +365,7 @@ class AnalysisConfig:
                     unweighted=bool(inp.get("unweighted", False))),
                 reading=ReadOptions(reading.get("decoder", "auto"),
                                     int(reading.get("decompression_threads", 0))),
-                source=source, base_dir=bdir, raw=data,
+                source=source, base_dir=bdir, single_region=single_region, raw=data,
             )
         except ExpressionError:
             raise
@@ -410,15 +415,22 @@ class AnalysisConfig:
                               "sha256": it.hook.sha256()}
         return out
 
-    def histogram_specs(self) -> dict[str, HistogramSpec]:
-        """Nominal histogram name (``region/observable``) -> binning."""
-        out = {}
+    def hist_name(self, region: str, observable: str, variation: str | None = None) -> str:
+        """Histogram name: ``region/observable`` (``observable`` with ``single_region``),
+        ``+ "__" + variation`` for a variation."""
+        base = observable if self.single_region else f"{region}/{observable}"
+        return base if variation is None else f"{base}__{variation}"
+
+    @property
+    def histogram_specs(self) -> tuple[HistogramSpec, ...]:
+        """Binning of every nominal histogram, named by :meth:`hist_name`."""
+        out = []
         for r in self.regions:
             for o in r.observables:
                 s = self.observables[o].spec
-                out[f"{r.name}/{o}"] = HistogramSpec(f"{r.name}/{o}", s.nbins, s.low, s.high,
-                                                     s.label)
-        return out
+                out.append(HistogramSpec(self.hist_name(r.name, o), s.nbins, s.low, s.high,
+                                         s.label))
+        return tuple(out)
 
     def cut_names(self, region: str) -> tuple[str, ...]:
         """Cutflow entry names of a region (``all events`` first)."""
@@ -738,11 +750,12 @@ class RegionsAccumulator:
     def empty(cls, config: AnalysisConfig, variations: Sequence[str] = ()) -> RegionsAccumulator:
         """Zero sums for ``config`` and the variation names."""
         hists: dict[str, Float64Array] = {}
-        for name, spec in config.histogram_specs().items():
-            hists[name] = spec.empty()
-            region, obs = name.split("/", 1)
-            for v in variations:
-                hists[variation_histogram_name(region, obs, v)] = spec.empty()
+        for r in config.regions:
+            for o in r.observables:
+                empty = config.observables[o].spec.empty
+                hists[config.hist_name(r.name, o)] = empty()
+                for v in variations:
+                    hists[config.hist_name(r.name, o, v)] = empty()
         cut_n = {r.name: np.zeros(len(r.cuts) + 1, dtype=np.int64) for r in config.regions}
         cut_w = {r.name: np.zeros((len(r.cuts) + 1, 2)) for r in config.regions}
         cut_var = {r.name: np.zeros((len(variations), len(r.cuts) + 1))
@@ -755,7 +768,7 @@ class RegionsAccumulator:
         frame = build_frame(chunk, cc, layout.name)
         w = chunk.weights
         factor: Float64Array | None = None
-        for it in cc.weights:
+        for it in () if config.input.unweighted else cc.weights:
             f = _values(it, frame)
             f = np.where(np.isnan(f), 1.0, f)
             factor = f if factor is None else factor * f
@@ -806,14 +819,14 @@ class RegionsAccumulator:
                 ok = ~np.isnan(x)
                 b = hist_bins(x[ok], obs.bins, obs.low, obs.high)
                 size = obs.bins + 2
-                hname = f"{region.name}/{obs_name}"
+                hname = config.hist_name(region.name, obs_name)
                 ws = w[idx][ok]
                 acc = self.hists[hname]
                 acc[:, 0] += np.bincount(b, weights=ws, minlength=size)
                 acc[:, 1] += np.bincount(b, weights=ws * ws, minlength=size)
                 for v, vw in zip(var_names, var_w, strict=True):
                     wv = vw[idx][ok]
-                    accv = self.hists[variation_histogram_name(region.name, obs_name, v)]
+                    accv = self.hists[config.hist_name(region.name, obs_name, v)]
                     accv[:, 0] += np.bincount(b, weights=wv, minlength=size)
                     accv[:, 1] += np.bincount(b, weights=wv * wv, minlength=size)
         self.n_events += chunk.n_events
@@ -850,3 +863,32 @@ def selection_config_from_mapping(data: dict[str, Any], source: str = "<config>"
                               "analysis with regions uses objects and observables")
         return AnalysisConfig.from_mapping(data, source, base_dir)
     return SelectionConfig.from_mapping(data, source)
+
+
+#: Keys that make a spec region's selection an analysis selection (with ``cuts``).
+_REGION_KEYS = frozenset({"objects", "cuts", "observables", "variations", "event_fields"})
+
+
+def region_selection_from_mapping(data: Mapping[str, Any], region: str, source: str,
+                                  base_dir: str | os.PathLike[str] = "."
+                                  ) -> SelectionConfig | AnalysisConfig:
+    """The selection of one region of an analysis spec (``$.regions[i].selection``).
+
+    Either the dijet selection (``jets``, ``histograms`` ...), or one region in the vocabulary:
+    ``objects``, ``cuts`` (the region's cuts), ``observables``, ``weights``, ``variations``,
+    ``event_fields``, ``input``, ``reading``. The latter writes histograms named by the
+    observable (``mbb``, ``mbb__<variation>``), one output file per region.
+
+    Raises:
+        ConfigError: A ``regions`` key (a spec region is one region: write ``cuts``), schema
+            or expression errors (naming ``source``).
+    """
+    doc = dict(data)
+    if "regions" in doc:
+        raise ConfigError(f"{source}: a region of the analysis spec is one region: give its "
+                          "cuts as 'cuts', not 'regions'")
+    if _REGION_KEYS & set(doc) or "factors" in (doc.get("weights") or {}):
+        cuts = doc.pop("cuts", [])
+        doc["regions"] = {region: {"cuts": cuts}}
+        return AnalysisConfig.from_mapping(doc, source, base_dir, single_region=True)
+    return SelectionConfig.from_mapping(doc, source)

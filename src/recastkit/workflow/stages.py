@@ -46,7 +46,7 @@ def generate_step(sample: SampleSpec, outdir: Path) -> dict[str, Any]:
     assert gen is not None
     path = outdir / f"{sample.name}.root"
     written = write_signal_sample(path, gen.events, gen.seed, resonance_gev=gen.resonance_gev,
-                                  sum_of_weights=gen.sum_of_weights)
+                                  sum_of_weights=gen.sum_of_weights, objects=gen.objects)
     log.info("%s: generated %d events, %d after the skim", sample.name, written.n_generated,
              written.n_written)
     return {"file": path.name, "n_generated": written.n_generated,
