@@ -85,6 +85,10 @@ log = logging.getLogger(__name__)
 EXECUTORS: tuple[str, ...] = ("iterative", "processes", "dask")
 #: Default number of events per chunk (and target size of a work unit).
 DEFAULT_CHUNK_SIZE = 200_000
+#: At most this many events are read at once on the general (expression) path, whatever the
+#: work-unit size: its intermediate arrays take ~1.5 kB per event (uproot keeps the baskets of
+#: a unit between steps, so nothing is decompressed twice).
+ANALYSIS_STEP_SIZE = 50_000
 
 _DSID_RE = re.compile(r"^(?:mc|valid)\w*\.(\d{6,8})\.")
 
@@ -436,7 +440,9 @@ def _plan(files: Sequence[Path], config: AnyConfig, chunk_size: int, skip_bad_fi
         if n == 0:
             log.warning("%s: tree %r has no events", spath, layout.tree)
         layouts[spath] = layout
-        tasks.extend(_Task(u, layout, config, chunk_size, options)
+        step = (min(chunk_size, ANALYSIS_STEP_SIZE) if isinstance(config, AnalysisConfig)
+                else chunk_size)
+        tasks.extend(_Task(u, layout, config, step, options)
                      for u in split_units(spath, bounds, chunk_size))
     names = sorted({lay.name for lay in layouts.values()})
     if len(names) > 1:

@@ -197,11 +197,14 @@ class Compiled:
     def mask(self, frame: Any) -> BoolArray:
         """Evaluate a condition: true where it holds (missing -> false)."""
         value, valid = as_bool(self.fn(frame), self.kind)
-        return value & valid
+        out: BoolArray = np.broadcast_to(value & valid, (frame.n_events,))
+        return out
 
     def values(self, frame: Any) -> Float64Array:
         """Evaluate a number per event (NaN where missing)."""
-        return as_num(self.fn(frame), self.kind, frame)
+        out: Float64Array = np.broadcast_to(as_num(self.fn(frame), self.kind, frame),
+                                            (frame.n_events,))
+        return out
 
 
 class ExpressionError(ConfigError):
@@ -437,8 +440,7 @@ def as_num(value: Any, kind: Kind, frame: Any) -> Float64Array:
         return value.get("pt", frame.n_events)
     if kind is Kind.BOOL:
         v, ok = value
-        out: Float64Array = v.astype(np.float64)
-        out[~ok] = np.nan
+        out: Float64Array = np.where(ok, np.asarray(v, dtype=np.float64), np.nan)
         return out
     raise ExpressionError(f"internal: expected a number, got {kind.value}")
 
@@ -552,9 +554,7 @@ class _Compiler:
 
             def to_num(f: Any) -> Any:
                 v, ok = fn(f)
-                out = v.astype(np.float64)
-                out[~ok] = np.nan
-                return out
+                return np.where(ok, np.asarray(v, dtype=np.float64), np.nan)
             return _Node(Kind.NUM, to_num, f"float({nd.key})", nd.uses, nd.events)
         raise self.fail(node, f"expected a number, got a {nd.kind.value}")
 
@@ -577,11 +577,13 @@ class _Compiler:
         raise self.fail(node, f"expected an object or a sum of objects, got a {nd.kind.value}")
 
     def make(self, kind: Kind, fn: Evaluator, key: str, *deps: _Node, coll: str | None = None,
-             extra: Mapping[str, set[str]] | None = None) -> _Node:
+             extra: Mapping[str, set[str]] | None = None, memo: bool = True) -> _Node:
         uses, events = _merge_uses(*deps)
         for k, v in (extra or {}).items():
             uses.setdefault(k, set()).update(v)
-        return _Node(kind, _memo(key, fn), key, uses, events, coll=coll)
+        # objects, sums and function values are kept for the chunk (shared by every cut and
+        # observable using them); cheap elementwise results are recomputed instead of held
+        return _Node(kind, _memo(key, fn) if memo else fn, key, uses, events, coll=coll)
 
     # -- dispatch
     def node(self, node: ast.AST) -> _Node:
@@ -610,13 +612,13 @@ class _Compiler:
         value = node.value
         if isinstance(value, bool):
             def const_bool(f: Any, v: bool = value) -> Any:
-                return np.full(f.n_events, v), np.ones(f.n_events, dtype=bool)
+                return np.bool_(v), np.bool_(True)  # broadcast, never materialized
             return _Node(Kind.BOOL, const_bool, repr(value), {}, set(), const=value)
         if isinstance(value, int | float):
             x = float(value)
 
             def const_num(f: Any, v: float = x) -> Any:
-                return np.full(f.n_events, v)
+                return np.float64(v)  # broadcast, never materialized
             return _Node(Kind.NUM, const_num, repr(x), {}, set(), const=x)
         raise self.fail(node, f"constant {value!r} is not a number")
 
@@ -840,7 +842,7 @@ class _Compiler:
         def arith(f: Any, x: Evaluator = a.fn, y: Evaluator = b.fn) -> Any:
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 return op(x(f), y(f))
-        return self.make(Kind.NUM, arith, key, a, b)
+        return self.make(Kind.NUM, arith, key, a, b, memo=False)
 
     def unary(self, node: ast.UnaryOp) -> _Node:
         inner = self.node(node.operand)
@@ -850,14 +852,14 @@ class _Compiler:
             def neg_b(f: Any, x: Evaluator = c.fn) -> Any:
                 v, ok = x(f)
                 return ~v, ok
-            return self.make(Kind.BOOL, neg_b, f"not {c.key}", c)
+            return self.make(Kind.BOOL, neg_b, f"not {c.key}", c, memo=False)
         if isinstance(node.op, ast.USub | ast.UAdd):
             a = self.num(inner, node.operand)
             sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
 
             def neg(f: Any, x: Evaluator = a.fn, s: float = sign) -> Any:
                 return s * x(f)
-            return self.make(Kind.NUM, neg, f"{sign:+g}*{a.key}", a)
+            return self.make(Kind.NUM, neg, f"{sign:+g}*{a.key}", a, memo=False)
         raise self.fail(node, f"operator {type(node.op).__name__} is not part of the "
                               "vocabulary")
 
@@ -880,7 +882,7 @@ class _Compiler:
                     valid = true | (valid & ok2)
                     value = true
             return value, valid
-        return self.make(Kind.BOOL, combine, key, *parts)
+        return self.make(Kind.BOOL, combine, key, *parts, memo=False)
 
     def compare(self, node: ast.Compare) -> _Node:
         operands = [node.left, *node.comparators]
@@ -901,7 +903,7 @@ class _Compiler:
                 ok = ~(np.isnan(u) | np.isnan(v))
                 return o(u, v) & ok, ok
             pieces.append(self.make(Kind.BOOL, cmp,
-                                    f"({a.key} {op_type.__name__} {b.key})", a, b))
+                                    f"({a.key} {op_type.__name__} {b.key})", a, b, memo=False))
         if len(pieces) == 1:
             return pieces[0]
         fns = [p.fn for p in pieces]
@@ -914,7 +916,8 @@ class _Compiler:
                 value = value & valid & v2 & ok2
                 valid = value | false
             return value, valid
-        return self.make(Kind.BOOL, chain, "&".join(p.key for p in pieces), *pieces)
+        return self.make(Kind.BOOL, chain, "&".join(p.key for p in pieces), *pieces,
+                         memo=False)
 
 
 def compile_expression(text: str, where: str, scope: Scope,
