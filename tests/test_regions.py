@@ -450,3 +450,37 @@ def test_old_dijet_config_still_loads(tmp_path):
     shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "selection.yml",
                 tmp_path / "s.yml")
     assert isinstance(load_selection_config(tmp_path / "s.yml"), SelectionConfig)
+
+
+def test_physlite_variation_histograms_by_name_and_index(shared_file):
+    """mcEventWeights[:, i] replaces the nominal weight (names from TruthMetaData)."""
+    path = shared_file("root/DAOD_PHYSLITE_21.2.108.0.art.pool.root")
+    doc = {**LOOSE, "variations": ["muR = 2.0, muF = 2.0",
+                                   {"name": "w7", "select": 7}, "mcEventWeights[100]"]}
+    result = run_selection([path], AnalysisConfig.from_mapping(doc, "v.yml"),
+                           executor="iterative", bookkeeping=False)
+    meta = result.metadata()["variations"]
+    assert [(v["name"], v["index"], v["mode"]) for v in meta] == [
+        ("muR_2.0_muF_2.0", 6, "replace"), ("w7", 7, "replace"),
+        ("mcEventWeights_100", 100, "replace")]
+    t = uproot.open(path)["CollectionTree"]
+    a = t.arrays(["AnalysisJetsAuxDyn.pt", "AnalysisJetsAuxDyn.eta", "AnalysisJetsAuxDyn.phi",
+                  "AnalysisJetsAuxDyn.m", "EventInfoAuxDyn.mcEventWeights"])
+    jets = ak.zip({"pt": a["AnalysisJetsAuxDyn.pt"] / 1000.0,
+                   "eta": a["AnalysisJetsAuxDyn.eta"], "phi": a["AnalysisJetsAuxDyn.phi"],
+                   "mass": a["AnalysisJetsAuxDyn.m"] / 1000.0})
+    jets = _sorted(jets[(jets.pt > 20) & (abs(jets.eta) < 2.5)])
+    jp = ak.pad_none(jets, 2)
+    mjj, _ = _pair(jp[:, 0], jp[:, 1])
+    sel = ak.to_numpy(ak.num(jets) >= 2)
+    for name, idx in (("muR_2.0_muF_2.0", 6), ("w7", 7), ("mcEventWeights_100", 100)):
+        w = ak.to_numpy(a["EventInfoAuxDyn.mcEventWeights"][:, idx]).astype(np.float64)
+        h = hist.Hist(hist.axis.Regular(40, 0, 800), storage=hist.storage.Weight())
+        h.fill(mjj[sel], weight=w[sel])
+        mine = result.histograms[f"jets2/mjj__{name}"]
+        np.testing.assert_allclose(mine.values(flow=True), h.values(flow=True), rtol=1e-10)
+        np.testing.assert_allclose(mine.variances(flow=True), h.variances(flow=True),
+                                   rtol=1e-10)
+        flows = result.variation_cutflows["jets2"][name]
+        assert flows[0] == pytest.approx(w.sum(), rel=1e-12)
+        assert flows[-1] == pytest.approx(w[sel].sum(), rel=1e-12)

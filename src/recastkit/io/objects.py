@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -353,7 +354,8 @@ def weight_names(path: str | os.PathLike[str]) -> list[str] | None:
 
 
 def _sanitize(text: str) -> str:
-    out = "".join(c if c.isalnum() or c in "_-.=" else "_" for c in text.strip())
+    """A histogram-name-safe variation name: runs of other characters become one ``_``."""
+    out = re.sub(r"[^A-Za-z0-9.\-]+", "_", text.strip())
     return out.strip("_") or "variation"
 
 
@@ -415,6 +417,9 @@ def resolve_variations(path: str | os.PathLike[str], layout: EventLayout,
         out.append(VariationSource(name, branch, index, branches[branch], desc))
     seen: set[str] = set()
     for v in out:
+        if "__" in v.name or "/" in v.name:
+            raise ConfigError(f"{path}: variation name {v.name!r} must not contain '__' or '/' "
+                              "(they separate histogram names)")
         if v.name in seen:
             raise ConfigError(f"{path}: two variations are named {v.name!r}; give names")
         seen.add(v.name)
