@@ -28,6 +28,7 @@ metadata). A selection in which no event passes raises :class:`SelectionError`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -246,6 +247,26 @@ class RegionsResult:
     def cutflow(self) -> tuple[CutflowEntry, ...]:
         """The first region's cutflow (what single-region consumers read)."""
         return next(iter(self.cutflows.values()))
+
+    def split(self, configs: Mapping[str, AnalysisConfig]) -> dict[str, RegionsResult]:
+        """One result per region, as if each single-region configuration had been run.
+
+        Args:
+            configs: Region name -> its own configuration (``single_region``: histograms
+                named by observable), e.g. the regions of an analysis spec.
+        """
+        out: dict[str, RegionsResult] = {}
+        for name, cfg in configs.items():
+            hists: dict[str, hist.Hist] = {}
+            for region in cfg.regions:
+                for obs in region.observables:
+                    for v in (None, *(x.name for x in self.variations)):
+                        hists[cfg.hist_name(region.name, obs, v)] = \
+                            self.histograms[self.config.hist_name(name, obs, v)]
+            out[name] = dataclasses.replace(
+                self, histograms=hists, cutflows={name: self.cutflows[name]},
+                variation_cutflows={name: self.variation_cutflows[name]}, config=cfg)
+        return out
 
     def metadata(self) -> dict[str, Any]:
         """The output-file metadata (read by the scale step; ``cutflow`` is the first

@@ -892,3 +892,31 @@ def region_selection_from_mapping(data: Mapping[str, Any], region: str, source: 
         doc["regions"] = {region: {"cuts": cuts}}
         return AnalysisConfig.from_mapping(doc, source, base_dir, single_region=True)
     return SelectionConfig.from_mapping(doc, source)
+
+
+def combine_regions(configs: Mapping[str, SelectionConfig | AnalysisConfig]
+                    ) -> AnalysisConfig | None:
+    """One configuration selecting several single-region configurations in one pass.
+
+    Returns ``None`` unless there are at least two, all written in the vocabulary and equal but
+    for their cuts (same objects, observables, weights, variations, input, reading).
+    """
+    cfgs = list(configs.values())
+    if len(cfgs) < 2 or not all(isinstance(c, AnalysisConfig) for c in cfgs):
+        return None
+    first = cfgs[0]
+    assert isinstance(first, AnalysisConfig)
+
+    def rest(c: AnalysisConfig) -> dict[str, Any]:
+        return {k: v for k, v in c.raw.items() if k != "regions"}
+
+    common = rest(first)
+    regions: dict[str, Any] = {}
+    for name, c in configs.items():
+        assert isinstance(c, AnalysisConfig)
+        if rest(c) != common or c.base_dir != first.base_dir or c.input != first.input \
+                or c.reading != first.reading or list(c.raw.get("regions", {})) != [name]:
+            return None
+        regions[name] = c.raw["regions"][name]
+    return AnalysisConfig.from_mapping({**common, "regions": regions}, first.source,
+                                       first.base_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recastkit import processing
 from recastkit.io.hists import read_hists_and_metadata
 from recastkit.io.synthetic import write_signal_sample
 from recastkit.processing import run_selection
@@ -17,7 +18,8 @@ from recastkit.workflow.spec import load_spec
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "zh_llbb"
 
 
-def test_spec_regions_in_the_vocabulary_select_like_the_standalone_config(tmp_path):
+def test_spec_regions_in_the_vocabulary_select_like_the_standalone_config(tmp_path,
+                                                                          monkeypatch):
     spec = load_spec(EXAMPLES / "run.yml")
     assert [r.name for r in spec.regions] == ["SR", "CR_low", "CR_high"]
     assert all(isinstance(r.selection, AnalysisConfig) for r in spec.regions)
@@ -26,7 +28,17 @@ def test_spec_regions_in_the_vocabulary_select_like_the_standalone_config(tmp_pa
     write_signal_sample(sample, n_events=3000, seed=31, objects=True)
     out = tmp_path / "select"
     out.mkdir()
+    calls = []
+    original = processing.run_selection
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "run_selection", counting)
     info = stages.select_step(spec.samples.signal, [sample], spec.regions, out)
+    monkeypatch.undo()
+    assert len(calls) == 1  # the three regions share objects and observables: one pass
     # the standalone analysis.yml (checked against awkward in tests/test_regions.py)
     config = load_selection_config(EXAMPLES / "analysis.yml")
     reference = run_selection([sample], config, executor="iterative")
