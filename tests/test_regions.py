@@ -192,15 +192,6 @@ def test_outputs_readable_by_scale_and_fit(zh_sample, tmp_path):
         assert f.classnames()["SR;1"] == "TDirectory"
 
 
-def test_processes_executor_identical_to_iterative(zh_sample):
-    config = load_selection_config(EXAMPLES / "analysis.yml")
-    it = run_selection([zh_sample], config, executor="iterative", chunk_size=900)
-    pr = run_selection([zh_sample], config, executor="processes", workers=2, chunk_size=900)
-    for name, h in it.histograms.items():
-        np.testing.assert_array_equal(h.values(flow=True), pr.histograms[name].values(flow=True))
-    assert it.cutflows == pr.cutflows
-
-
 # --------------------------------------------------------------------------- real files
 
 
