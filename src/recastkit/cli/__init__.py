@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cls": ("recastkit.cli.cls", "CLs of any pyhf workspace at a signal strength."),
     "grid": ("recastkit.cli.grid", "CLs over the signal points of a published likelihood."),
     "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
+    "run": ("recastkit.cli.run", "Run an analysis spec (select → scale → fit), cached by step."),
+    "reinterpret": ("recastkit.cli.reinterpret",
+                    "Re-run an analysis spec with new signal samples."),
+    "provenance": ("recastkit.cli.provenance", "Show where every number of a run came from."),
 }
 
 
