@@ -211,3 +211,106 @@ def combine(rule: str, nominal: npt.ArrayLike, variations: Mapping[str, npt.Arra
             (n1, v1), (n2, v2) = (n2, v2), (n1, v1)
         return alphas(nominal, v1, v2, label, (n1, n2))
     raise TheoryError(f"unknown combination rule {rule!r}; choose one of {', '.join(RULES)}")
+
+
+#: How a variation's histogram is normalized: ``acceptance`` divides by the variation's own
+#: Σw (only the acceptance × shape effect remains), ``total`` by the nominal Σw (the
+#: cross-section effect of the variation is kept too).
+NORMALIZE_MODES: tuple[str, ...] = ("acceptance", "total")
+
+
+@dataclass(frozen=True)
+class TheoryGroup:
+    """One named theory uncertainty: which variations enter and how they are combined.
+
+    Attributes:
+        name: Name of the uncertainty (the modifier becomes ``theory_<name>``).
+        rule: Combination rule, one of :data:`RULES`.
+        members: Names of the variation histograms that enter (``region/observable__<name>``).
+    """
+
+    name: str
+    rule: str
+    members: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(self.members))
+        if not self.name or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise TheoryError(f"theory uncertainty name {self.name!r}: use letters, digits, _.-")
+        if self.rule not in RULES:
+            raise TheoryError(
+                f"theory uncertainty {self.name!r}: unknown rule {self.rule!r}; "
+                f"choose one of {', '.join(RULES)}"
+            )
+        if not self.members:
+            raise TheoryError(f"theory uncertainty {self.name!r}: no variations listed")
+
+
+def normalization_factor(sumw_nominal: float, sumw_variation: float, normalize: str) -> float:
+    """Factor bringing a variation histogram, scaled like the nominal (σ × L / Σw_nominal),
+    to its own normalization.
+
+    ``acceptance``: Σw_nominal / Σw_variation (the variation normalized by its own Σw);
+    ``total``: 1 (normalized by the nominal Σw).
+
+    Raises:
+        TheoryError: Unknown mode, or a Σw that is not positive and finite.
+    """
+    if normalize not in NORMALIZE_MODES:
+        raise TheoryError(
+            f"unknown normalization {normalize!r}; choose one of {', '.join(NORMALIZE_MODES)}"
+        )
+    if normalize == "total":
+        return 1.0
+    for what, value in (("nominal", sumw_nominal), ("variation", sumw_variation)):
+        if not (np.isfinite(value) and value > 0):
+            raise TheoryError(f"the {what} sum of weights must be positive, got {value!r}")
+    return float(sumw_nominal) / float(sumw_variation)
+
+
+def theory_bands(nominal: npt.ArrayLike, variations: Mapping[str, npt.ArrayLike],
+                 groups: Sequence[TheoryGroup], *, normalize: str = "acceptance",
+                 sumw_nominal: float | None = None,
+                 sumw: Mapping[str, float] | None = None) -> tuple[TheoryBand, ...]:
+    """Normalize the variation histograms and combine them into one band per group.
+
+    The variation histograms are expected in the nominal's normalization (both scaled by
+    σ × L / Σw_nominal, or both unscaled); with ``normalize="acceptance"`` each is multiplied
+    by Σw_nominal / Σw_variation (:func:`normalization_factor`) before combining.
+
+    Args:
+        nominal: Nominal bin contents.
+        variations: Variation name -> bin contents.
+        groups: The uncertainties to build.
+        normalize: One of :data:`NORMALIZE_MODES`.
+        sumw_nominal: Σw of the nominal weight (needed for ``acceptance``).
+        sumw: Variation name -> its Σw (needed for ``acceptance``).
+
+    Raises:
+        TheoryError: A missing variation or Σw (the message lists the available ones), or
+            variations the rule cannot combine.
+    """
+    if normalize not in NORMALIZE_MODES:
+        raise TheoryError(
+            f"unknown normalization {normalize!r}; choose one of {', '.join(NORMALIZE_MODES)}"
+        )
+    bands: list[TheoryBand] = []
+    for group in groups:
+        chosen: dict[str, FloatArray] = {}
+        for member in group.members:
+            if member not in variations:
+                raise TheoryError(
+                    f"theory uncertainty {group.name!r}: no variation {member!r}; available: "
+                    f"{', '.join(sorted(variations)) or 'none'}"
+                )
+            factor = 1.0
+            if normalize == "acceptance":
+                if sumw_nominal is None or sumw is None or member not in sumw:
+                    raise TheoryError(
+                        f"theory uncertainty {group.name!r}: normalize 'acceptance' needs the "
+                        f"sum of weights of the nominal and of {member!r}"
+                    )
+                factor = normalization_factor(sumw_nominal, sumw[member], normalize)
+            chosen[member] = np.asarray(variations[member], dtype=np.float64) * factor
+        bands.append(combine(group.rule, nominal, chosen, group.name))
+    return tuple(bands)
