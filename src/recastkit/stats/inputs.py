@@ -299,7 +299,7 @@ def _data_counts(reference: BinnedSample, bkg_total: np.ndarray,
     signal = reference
     kind: Literal["observed", "toy"]
     if data is None:
-        counts = toy_data(bkg_total, rng)
+        counts = toy_data(bkg_total.tolist(), rng)
         kind = "toy"
     else:
         if isinstance(data, BinnedSample):
