@@ -174,3 +174,14 @@ def theory_table(bands: Mapping[str, Sequence[TheoryBand]]
             rows.append((region, band.name, band.rule, f"{100 * down:+.2f}",
                          f"{100 * up:+.2f}"))
     return TABLE_HEADERS, tuple(rows)
+
+
+def bands_from_file(label: str, settings: TheorySettings, rebin: int = 1
+                    ) -> tuple[TheoryBand, ...]:
+    """The theory bands of the signal histogram ``label`` (``path:name``), read with the other
+    histograms and the metadata of its file (already scaled: ``factor`` 1)."""
+    from recastkit.io.hists import read_hists_and_metadata
+
+    path, _, name = label.rpartition(":")
+    hists, meta = read_hists_and_metadata(path)
+    return signal_bands(hists, meta, name, settings, rebin=rebin)
