@@ -99,3 +99,31 @@ def test_inputs_are_not_modified_and_shapes_checked() -> None:
     assert nom.tolist() == NOM.tolist()
     with pytest.raises(TheoryError, match="shape"):
         pdf_hessian(nom, {"a": np.ones(4)})
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+def test_normalization_factor_and_bands_by_own_sumw():
+    from recastkit.theory import TheoryGroup, normalization_factor, theory_bands
+
+    assert normalization_factor(200.0, 250.0, "acceptance") == pytest.approx(0.8)
+    assert normalization_factor(200.0, 250.0, "total") == 1.0
+    with pytest.raises(TheoryError, match="unknown normalization"):
+        normalization_factor(1.0, 1.0, "own")
+    with pytest.raises(TheoryError, match="must be positive"):
+        normalization_factor(1.0, 0.0, "acceptance")
+    nominal = np.array([10.0, 20.0])
+    # a variation with 25 % more Σw and 25 % more events everywhere: no acceptance effect
+    variations = {"a": nominal * 1.25, "b": nominal * 0.5}
+    group = TheoryGroup("pdf", "pdf_hessian", ("a", "b"))
+    (band,) = theory_bands(nominal, variations, [group], sumw_nominal=100.0,
+                           sumw={"a": 125.0, "b": 100.0})
+    # a: 1.25 × 100/125 = 1 (no change); b: −50 % → δ = 0.5 × nominal
+    np.testing.assert_allclose(band.up, nominal * 1.5)
+    np.testing.assert_allclose(band.down, nominal * 0.5)
+    with pytest.raises(TheoryError, match="no variation 'c'; available: a, b"):
+        theory_bands(nominal, variations, [TheoryGroup("x", "pdf_hessian", ("c",))],
+                     normalize="total")
+    with pytest.raises(TheoryError, match="unknown rule"):
+        TheoryGroup("x", "envelope", ("a",))
