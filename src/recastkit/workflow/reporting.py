@@ -65,6 +65,17 @@ def build_report(run: RunResult) -> AnalysisReport:
     tables: dict[str, tuple[Sequence[str], Sequence[Sequence[Any]]]] = {
         "Run": (("item", "value"), facts),
     }
+    fit_settings = run.limit.settings
+    theory = fit_settings.get("theory") or {}
+    if theory.get("rows"):
+        title = f"Signal theory uncertainties (normalize: {theory.get('normalize')})"
+        tables[title] = (tuple(theory["headers"]), [tuple(r) for r in theory["rows"]])
+    normfactors = fit_settings.get("best_fit_normfactors") or {}
+    if normfactors:
+        tables["Background normalizations (best fit, shared across regions)"] = (
+            ("background", "factor", "regions"),
+            [(name, f"{value:.4g}", ", ".join(it.regions))
+             for name, value in normfactors.items()])
     return AnalysisReport(
         title=f"{spec.name}: {run.signal.name}", samples=samples, regions=plots,
         limits={run.signal.name: run.limit}, manifest=dict(run.manifest), steps=steps,

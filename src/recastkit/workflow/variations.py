@@ -119,7 +119,8 @@ def signal_bands(hists: Mapping[str, hist.Hist], metadata: Mapping[str, Any], no
 
     Args:
         hists: The histograms of the signal file (nominal and ``<nominal>__<variation>``).
-        metadata: The file's metadata (``variations``, ``files``, ``sum_of_weights``).
+        metadata: The file's metadata (``variations``, ``files``, ``sum_of_weights``, directly
+            or, for a file written by the scale step, under ``selection_metadata``).
         nominal: Name of the nominal histogram.
         settings: Groups, normalization mode.
         factor: Multiplies every histogram first (e.g. σ × L / Σw for an unscaled selection
@@ -145,20 +146,22 @@ def signal_bands(hists: Mapping[str, hist.Hist], metadata: Mapping[str, Any], no
                    f"{', '.join(have) or 'none'}")
             raise ConfigError(msg)
         variations[m] = _values(hists[name], rebin) * factor
+    # a file written by the scale step keeps the selection's metadata under this key
+    selection = metadata.get("selection_metadata") or metadata
     if settings.normalize == "acceptance":
         if sumw_nominal is None:
             norm = metadata.get("normalization") or {}
-            value = norm.get("sum_of_weights", metadata.get("sum_of_weights"))
+            value = norm.get("sum_of_weights", selection.get("sum_of_weights"))
             if value is None:
                 raise ConfigError("theory normalize 'acceptance': the nominal sum of weights is "
                                   "not in the signal file's metadata")
             sumw_nominal = float(value)
         if sumw is None:
-            files = [str(f) for f in metadata.get("files", [])]
+            files = [str(f) for f in selection.get("files", [])]
             if not files:
                 raise ConfigError("theory normalize 'acceptance': the signal file's metadata "
                                   "does not list the input files to read the variations' Σw")
-            sumw = variation_sums(files, metadata.get("variations", []), members)
+            sumw = variation_sums(files, selection.get("variations", []), members)
     return theory_bands(_values(hists[nominal], rebin) * factor, variations, settings.groups,
                         normalize=settings.normalize, sumw_nominal=sumw_nominal, sumw=sumw)
 
