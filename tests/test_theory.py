@@ -127,3 +127,9 @@ def test_normalization_factor_and_bands_by_own_sumw():
                      normalize="total")
     with pytest.raises(TheoryError, match="unknown rule"):
         TheoryGroup("x", "envelope", ("a",))
+
+
+def test_parse_scale_name_with_p_as_decimal_point():
+    assert parse_scale_name("muR0p5_muF2") == (0.5, 2.0)
+    assert parse_scale_name("muR_0.5_muF_1.0") == (0.5, 1.0)
+    assert parse_scale_name("MUR0.5_MUF2_PDF261000") == (0.5, 2.0)

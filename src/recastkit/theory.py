@@ -52,8 +52,8 @@ NANOAOD_SCALE_ORDER_8: tuple[tuple[float, float], ...] = tuple(
     p for p in NANOAOD_SCALE_ORDER_9 if p != (1.0, 1.0)
 )
 
-_MUR = re.compile(r"mu_?r\s*[=_:]?\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)", re.IGNORECASE)
-_MUF = re.compile(r"mu_?f\s*[=_:]?\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)", re.IGNORECASE)
+_MUR = re.compile(r"mu_?r\s*[=_:]?\s*([0-9.][0-9.p]*(?:[eE][-+]?[0-9]+)?)", re.IGNORECASE)
+_MUF = re.compile(r"mu_?f\s*[=_:]?\s*([0-9.][0-9.p]*(?:[eE][-+]?[0-9]+)?)", re.IGNORECASE)
 
 
 class TheoryError(RecastkitError, ValueError):
@@ -108,13 +108,14 @@ def parse_scale_name(name: str) -> tuple[float, float] | None:
     """(μR, μF) of a scale-variation weight name, or None if the name is not one.
 
     Understands the TruthMetaData spellings such as ``" muR = 0.5, muF = 2.0 "`` (PHYSLITE),
-    ``" muR=0.50000E+00 muF=0.20000E+01 "``, ``"MUR0.5_MUF2_PDF261000"`` and ``"muR=2,muF=1"``.
+    ``" muR=0.50000E+00 muF=0.20000E+01 "``, ``"MUR0.5_MUF2_PDF261000"``, ``"muR=2,muF=1"`` and
+    ``"muR0p5_muF2"`` (``p`` as the decimal point, as in histogram-safe names).
     """
     r, f = _MUR.search(name), _MUF.search(name)
     if r is None or f is None:
         return None
     try:
-        return (float(r.group(1)), float(f.group(1)))
+        return (float(r.group(1).replace("p", ".")), float(f.group(1).replace("p", ".")))
     except ValueError:
         return None
 
