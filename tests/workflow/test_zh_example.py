@@ -122,3 +122,12 @@ def test_zh_run_fits_three_regions_with_shared_mock_normalization_and_theory(tmp
     assert np.all(np.asarray(hi) >= np.maximum(own, nom) * (1 - 1e-9))
     assert "mock" in settings["best_fit_normfactors"]
     assert "Signal theory uncertainties" in result.files["report"].read_text()
+
+
+def test_yadage_export_refuses_a_multi_region_fit(tmp_path):
+    from recastkit.exceptions import ConfigError
+    from recastkit.workflow.export import export_yadage
+
+    with pytest.raises(ConfigError, match="fits SR, CR_low, CR_high together with free"):
+        export_yadage(EXAMPLES / "run.yml", tmp_path / "wf")
+    assert not (tmp_path / "wf").exists()
