@@ -344,7 +344,8 @@ def theory_modifiers(band: TheoryBand, *, split: bool = False, prefix: str = "th
     """The modifiers of one theory band on the signal, named ``<prefix><band.name>``.
 
     Without ``split``: one ``histosys`` whose templates are the band's up/down contents
-    (negative contents clipped at 0). With ``split``: a ``normsys`` with the total-yield ratios
+    (negative contents clipped at 0); none for a band that is zero everywhere (a region without
+    signal). With ``split``: a ``normsys`` with the total-yield ratios
     Σup/Σnominal and Σdown/Σnominal, plus a shape-only ``histosys`` whose templates are the
     up/down contents rescaled to the nominal total; both share one parameter (as a HistFactory
     OverallSys + HistoSys pair).
@@ -356,6 +357,8 @@ def theory_modifiers(band: TheoryBand, *, split: bool = False, prefix: str = "th
     nom = np.asarray(band.nominal, dtype=float)
     up = np.clip(np.asarray(band.up, dtype=float), 0.0, None)
     down = np.clip(np.asarray(band.down, dtype=float), 0.0, None)
+    if not (np.any(nom) or np.any(up) or np.any(down)):
+        return ()  # no signal in this region: nothing to vary
     if not split:
         return (ModifierSpec.histosys(name, down, up),)
     total, t_up, t_down = float(nom.sum()), float(up.sum()), float(down.sum())
