@@ -76,3 +76,19 @@ def test_region_without_background_is_one_line(tmp_path):
                                 output=tmp_path / "fit")
     with pytest.raises(StatsError, match="region 'SR': give background histograms"):
         run_multiregion_fit(req)
+
+
+def test_bins_are_checked_before_rebinning(tmp_path):
+    from recastkit.exceptions import HistogramError
+
+    edges = [0.0, 1.0, 2.0]
+    write_hists(tmp_path / "sig.root", {"h": _h(edges, [1.0, 1.0])})
+    write_hists(tmp_path / "bkg.root", {"h": _h(edges, [5.0, -1.0])})  # sums to 4 after rebin
+    write_hists(tmp_path / "data.root", {"h": _h(edges, [4.0, 1.0], [4.0, 1.0])})
+    req = MultiRegionFitRequest(
+        regions=(RegionFitInput("SR", (("b", f"{tmp_path}/bkg.root:h"),),
+                                signal=f"{tmp_path}/sig.root:h", data=f"{tmp_path}/data.root:h"),),
+        output=tmp_path / "fit", rebin=2)
+    with pytest.raises(HistogramError, match="negative or NaN bin contents: bin 1"):
+        run_multiregion_fit(req)
+    assert not (tmp_path / "fit").exists()

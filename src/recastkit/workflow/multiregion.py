@@ -121,6 +121,16 @@ class MultiRegionFitOutcome:
     files: tuple[Path, ...] = field(default=())
 
 
+def _read(sample: Any, rebin: int, *, data: bool = False) -> Any:
+    """Check every bin before merging (a sum could hide a negative, NaN or non-integer bin)."""
+    from recastkit.stats.inputs import check_observed, check_sample
+
+    check_sample(sample)
+    if data:
+        check_observed(sample.values, sample.source or sample.name)
+    return sample.rebinned(rebin)
+
+
 def _uncertainties(req: MultiRegionFitRequest, norm: Mapping[str, Any], label: str
                    ) -> tuple[tuple[float, float] | None, float | None]:
     xsec_rel: tuple[float, float] | None = None
@@ -174,20 +184,20 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
             h, meta, label = load_hist(r.signal, f"signal of region {r.name!r}")
             if not sig_label:
                 sig_label, norm = label, meta.get("normalization") or {}
-            signal = stats.BinnedSample.from_hist(h, "signal", label).rebinned(req.rebin)
+            signal = _read(stats.BinnedSample.from_hist(h, "signal", label), req.rebin)
             if req.theory is not None and req.theory.groups:
                 bands[r.name] = bands_from_file(label, req.theory, req.rebin)
         bkgs = []
         for name, spec in r.backgrounds:
             h, _, label = load_hist(spec, f"background {name!r} of region {r.name!r}")
-            bkgs.append(stats.BinnedSample.from_hist(h, name, label).rebinned(req.rebin))
+            bkgs.append(_read(stats.BinnedSample.from_hist(h, name, label), req.rebin))
         if r.mock_background:
             edges = (signal or bkgs[0]).edges
             bkgs.insert(0, stats.mock_background(edges, rng))
         data = None
         if r.data is not None:
             h, _, label = load_hist(r.data, f"data of region {r.name!r}")
-            data = stats.BinnedSample.from_hist(h, "data", label).rebinned(req.rebin)
+            data = _read(stats.BinnedSample.from_hist(h, "data", label), req.rebin, data=True)
         regions.append(stats.prepare_region(r.name, signal, bkgs, data, rng=rng,
                                             theory=bands.get(r.name, ())))
     check_output_dir(req.output, "fit output folder")
