@@ -43,6 +43,8 @@ def test_manifest_spec_hash_versions_command_times(tiny_run: Any) -> None:
     spec_path = Path(m["analysis"]["spec"])
     assert m["analysis"]["spec_sha256"] == _sha256(spec_path)
     assert m["analysis"]["name"] == "tiny"
+    assert m["analysis"]["signal"] == "sig"
+    assert m["analysis"]["signal_replaced"] is False
     sw = m["software"]
     assert sw["recastkit"] == __version__
     assert sw["python"] == ".".join(map(str, sys.version_info[:3]))

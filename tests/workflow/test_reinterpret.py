@@ -72,6 +72,11 @@ def test_reinterpret_with_a_generated_signal_of_another_dsid(
     assert row["observed_mu"] == doc["limit"]["observed_mu"]
     assert "catalog zprime_xsec.txt:2" in res.stdout
     assert "Observed" in res.stdout
+    assert "Reinterpretation of tiny" in res.stdout
+    assert "999001.e9999" in res.stdout
+    manifest = json.loads((result_dir / "manifest.json").read_text())
+    assert manifest["analysis"]["signal_replaced"] is True
+    assert manifest["analysis"]["signal_dataset"] == NEW_DATASET
     # the original run's outputs are untouched
     assert json.loads((out / "result.json").read_text())["signal"] == "sig"
 
@@ -123,3 +128,13 @@ def test_signal_sample_names() -> None:
     assert SignalInput.parse(f"{NEW_DATASET}=a.root,b.root").files == ("a.root", "b.root")
     assert SignalInput(NEW_DATASET, ("a",)).sample_name == "999001.e9999"
     assert SignalInput("345055", ("a",)).sample_name == "345055"
+
+
+def test_the_same_signal_twice_is_refused_before_any_work(tiny: Any, tmp_path: Path) -> None:
+    from recastkit.workflow.run import reinterpret
+    from recastkit.workflow.spec import load_spec
+
+    sig = SignalInput(NEW_DATASET, ("a.root",))
+    with pytest.raises(ConfigError, match=r"several signals with the sample name 999001\.e9999"):
+        reinterpret(load_spec(tiny.write_spec(tmp_path / "s")), [sig, sig], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

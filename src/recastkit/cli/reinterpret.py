@@ -42,7 +42,7 @@ def command(spec_path: Path, signals: tuple[str, ...], outdir: Path | None,
     Each signal is normalized like any sample: σ, ε, k from the catalog by its dataset name,
     L from the spec (or its campaign), Σw from its files' bookkeeping; options override them.
     """
-    from recastkit.cli._common import echo_ledger, echo_limits
+    from recastkit.cli._common import echo_ledger, echo_limits, echo_table
     from recastkit.units import parse_lumi, parse_xsec
     from recastkit.workflow.run import SignalInput, reinterpret
     from recastkit.workflow.spec import Overrides, load_spec
@@ -64,6 +64,14 @@ def command(spec_path: Path, signals: tuple[str, ...], outdir: Path | None,
             echo_ledger(r.signal.ledger)
         echo_limits(r.limit)
         click.echo(f"report: {r.files.get('report', r.files['result'])}")
+    rows = [(r.signal.name, None if r.signal.ledger is None else f"{r.signal.ledger.scale:.6g}",
+             f"{r.limit.observed_mu:.4g}", f"{r.limit.expected_mu[2]:.4g}",
+             None if r.limit.observed_xsec_fb is None else f"{r.limit.observed_xsec_fb:.4g}")
+            for r in result.results]
+    click.echo("")
+    echo_table(("signal", "scale", "μ obs.", "μ exp.", "σ × BR obs. [fb]"), rows,
+               title=f"Reinterpretation of {spec.name} ({100 * result.results[0].limit.cl:g}% "
+                     "CL upper limits)")
     ran = sum(s.status == "ran" for s in result.steps)
     click.echo(f"\nsteps: {ran} ran, {len(result.steps) - ran} cached ({out / 'steps.json'})")
     click.echo(f"results table: {result.table}")

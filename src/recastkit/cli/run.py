@@ -20,8 +20,11 @@ import click
               help="Worker processes for the selection and the CLs scan.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT|local",
               help="Dask scheduler (with --executor dask).")
+@click.option("--force", is_flag=True,
+              help="Run every step even when it is cached (e.g. after changing recastkit's "
+                   "code without changing its version).")
 def command(spec_path: Path, outdir: Path | None, executor: str, workers: int | None,
-            scheduler: str | None) -> None:
+            scheduler: str | None, force: bool) -> None:
     """Run every step of an analysis spec; steps whose inputs did not change are reused.
 
     Writes OUTPUT/steps.json (each step: ran or cached), result.json, fit/ (workspace,
@@ -37,5 +40,5 @@ def command(spec_path: Path, outdir: Path | None, executor: str, workers: int | 
     with progress_reporter("CLs hypotests") as progress:
         result = run_analysis(spec, out, executor=executor, workers=workers,
                               scheduler=scheduler, command=["recastkit", *sys.argv[1:]],
-                              progress=progress)
+                              progress=progress, force=force)
     echo_run_summary(result)

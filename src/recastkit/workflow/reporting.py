@@ -73,5 +73,9 @@ def build_report(run: RunResult) -> AnalysisReport:
 
 
 def write_run_report(run: RunResult, path: str | os.PathLike[str]) -> Path:
-    """Build the report of ``run`` and write it (one self-contained HTML file)."""
-    return write_analysis_report(build_report(run), path)
+    """Build the report of ``run`` and write it (one self-contained HTML file).
+
+    The plots embedded in the page are also written as PNG files to ``plots/`` beside it.
+    """
+    out = Path(path)
+    return write_analysis_report(build_report(run), out, plots_dir=out.parent / "plots")

@@ -355,6 +355,7 @@ def run_analysis(
     signal_catalog: Path | None = None,
     cache: StepCache | None = None,
     write_steps: bool = True,
+    force: bool = False,
 ) -> RunResult:
     """Run select → scale → fit for every sample and region of ``spec``.
 
@@ -371,6 +372,7 @@ def run_analysis(
         signal_catalog: A catalog database or a table used for the signal (reinterpret).
         cache: A step cache shared between runs (reinterpret).
         write_steps: Write ``outdir/steps.json``.
+        force: Run every step even when it is cached.
 
     Raises:
         ConfigError: A missing input file or table (naming the spec field).
@@ -379,7 +381,7 @@ def run_analysis(
     started = utc_now()
     out = Path(outdir)
     res_dir = Path(result_dir) if result_dir is not None else out
-    cache = cache or StepCache(out)
+    cache = cache or StepCache(out, force=force)
     first_record = len(cache.records)
     runner = _Runner(spec, cache, executor=executor, workers=workers, scheduler=scheduler,
                      signal_catalog=signal_catalog, progress=progress)
@@ -416,7 +418,9 @@ def run_analysis(
     manifest = build_manifest(
         analysis={"name": spec.name, "version": spec.version,
                   "spec": None if spec.path is None else str(spec.path),
-                  "spec_sha256": spec.sha256},
+                  "spec_sha256": spec.sha256, "signal": signal[0].name,
+                  "signal_dataset": signal[0].dataset,
+                  "signal_replaced": spec.samples.signal.where == "--signal"},
         command=command, started_utc=started, finished_utc=utc_now(), inputs=inputs,
         catalog_tables=runner.catalog_tables, samples=[s.to_dict() for s in samples],
         steps=[r.to_dict() for r in steps],
@@ -506,15 +510,16 @@ def reinterpret(
     """
     if not signals:
         raise ConfigError("give at least one --signal DATASET_NAME=FILE[,FILE...]")
+    names = [sig.sample_name for sig in signals]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        msg = (f"--signal: several signals with the sample name {', '.join(dup)} (the same "
+               "DSID and e-tag); give each dataset once")
+        raise ConfigError(msg)
     out = Path(outdir)
     cache = StepCache(out)
     results: list[RunResult] = []
-    names: set[str] = set()
-    for sig in signals:
-        name = sig.sample_name
-        if name in names:
-            raise ConfigError(f"--signal: two signals with the sample name {name!r}")
-        names.add(name)
+    for sig, name in zip(signals, names, strict=True):
         files = tuple(str(Path(f).resolve()) for f in sig.files)
         sample = SampleSpec(name=name, role="signal", kind="mc", dataset=sig.dataset,
                             files=files, where="--signal")

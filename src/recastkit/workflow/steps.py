@@ -11,7 +11,6 @@ the next run finds every finished step and does not redo it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -151,10 +150,12 @@ class StepCache:
 
     Args:
         outdir: The run's output folder.
+        force: Run every step even when it is cached (its directory is then replaced).
     """
 
-    def __init__(self, outdir: str | os.PathLike[str]) -> None:
+    def __init__(self, outdir: str | os.PathLike[str], *, force: bool = False) -> None:
         self.outdir = Path(outdir)
+        self.force = force
         self.root = self.outdir / "steps"
         self.records: list[StepRecord] = []
         self.root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +198,7 @@ class StepCache:
         """
         t0 = time.perf_counter()
         final = self.directory(name, key)
-        info = self.lookup(name, key)
+        info = None if self.force else self.lookup(name, key)
         if info is not None:
             record = StepRecord(name, "cached", key, time.perf_counter() - t0)
             log.info("step %s: cached (%s)", name, key)
@@ -209,6 +210,10 @@ class StepCache:
                 info = {"name": name, "key": key, "recastkit_version": __version__,
                         "inputs": to_jsonable(inputs or {}), **to_jsonable(described)}
                 (tmp / STEP_FILE).write_text(dumps(info) + "\n", encoding="utf-8")
+                if self.force and final.exists():
+                    old = tmp.with_name(tmp.name + "-replaced")
+                    os.rename(final, old)
+                    shutil.rmtree(old, ignore_errors=True)
                 try:
                     os.rename(tmp, final)
                 except OSError:
@@ -231,7 +236,3 @@ class StepCache:
         return out
 
 
-def remove_quietly(path: Path) -> None:
-    """Remove a file if it exists."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
