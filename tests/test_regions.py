@@ -252,8 +252,12 @@ def _loose_reference(jets, electrons, muons, weight, btag_min):
 
 
 def _physlite_arrays(path: Path, sep: str, tagger: tuple[str, str, float]):
-    f = uproot.open(path)
-    tree = f["CollectionTree"] if sep == "." else f["EventData"]
+    # the RNTuple handle already opened (and its ~1000 field lists primed) by the run:
+    # uproot's own field-list scan takes ~20 s on this file; the data is read by uproot here
+    from recastkit.io.events import _event_tree
+
+    tree = (uproot.open(path)["CollectionTree"] if sep == "."
+            else _event_tree(path, "EventData"))
     container, name, fc = tagger
     jet = [f"AnalysisJetsAuxDyn{sep}{b}" for b in ("pt", "eta", "phi", "m")]
     tag = [f"{container}{sep}{name}_{p}" for p in ("pb", "pc", "pu")]
