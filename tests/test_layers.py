@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "metadata": 3,
     "io": 4, "bookkeeping": 4,
     "selection": 5, "selection_expr": 5, "regions": 5, "histograms": 5, "processing": 5,
-    "scaling": 6,
+    "scaling": 6, "theory": 6,
     "stats": 7,
     "report": 8,
     "workflow": 9,

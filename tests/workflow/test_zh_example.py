@@ -70,3 +70,70 @@ def test_a_spec_region_is_one_region(tmp_path):
             {"cuts": [{"name": "x", "expr": "n(jetz) > 1"}],
              "observables": {"n": {"expr": "n(jets)", "bins": 5, "low": 0, "high": 5}}},
             "SR", "spec.yml")
+
+
+def test_zh_run_fits_three_regions_with_shared_mock_normalization_and_theory(tmp_path):
+    """run.yml: SR and both sidebands in one fit, mu_mock shared, scale/PDF modifiers."""
+    import json
+    import shutil
+
+    import uproot
+    import yaml
+
+    from recastkit.workflow.run import run_analysis
+
+    doc = yaml.safe_load((EXAMPLES / "run.yml").read_text())
+    doc["samples"]["signal"]["generate"]["events"] = 1500
+    # njets, all 10 bins merged: one bin per region keeps the three-channel fit fast
+    doc["interpretation"].update({"rebin": 10, "n_points": 4, "mu_max": 0.3,
+                                  "observable": "njets"})
+    doc["outputs"] = {"report": False, "plots": False}
+    (tmp_path / "spec").mkdir()
+    shutil.copy(EXAMPLES.parent / "demo" / "xsec_demo.txt", tmp_path / "xsec_demo.txt")
+    doc["normalization"]["catalogs"] = ["../xsec_demo.txt"]
+    spec_path = tmp_path / "spec" / "run.yml"
+    spec_path.write_text(yaml.safe_dump(doc))
+    result = run_analysis(load_spec(spec_path), tmp_path / "out")
+    ws = json.loads(result.files["workspace.json"].read_text())
+    assert [c["name"] for c in ws["channels"]] == ["SR", "CR_low", "CR_high"]
+    for ch in ws["channels"]:
+        mods = {s["name"]: {(m["name"], m["type"]) for m in s["modifiers"]}
+                for s in ch["samples"]}
+        assert ("mu_mock", "normfactor") in mods["mock"]
+        assert {("mu", "normfactor"), ("theory_scale", "histosys"),
+                ("theory_pdf", "histosys")} <= mods["signal"]
+    settings = result.limit.settings
+    rows = settings["theory"]["rows"]
+    assert [r[:3] for r in rows[:2]] == [["SR", "scale", "scale"], ["SR", "pdf", "pdf_hessian"]]
+    # acceptance normalization: the variation's Σw is LHEScaleSumw[i] × genEventSumw
+    sig = next(s for s in result.samples if s.role == "signal")
+    sr_file = sig.region_files["SR"]
+    from recastkit.io.hists import read_hists_and_metadata
+
+    hists, meta = read_hists_and_metadata(sr_file)
+    sel = meta["selection_metadata"]
+    runs = uproot.open(sel["files"][0])["Runs"]
+    gsum = float(runs["genEventSumw"].array(library="np")[0])
+    ratio = float(runs["LHEScaleSumw"].array(library="np")[0][8])  # muR2_muF2
+    nom = hists["njets"].values().reshape(-1, 10).sum(axis=1)
+    var = hists["njets__muR2_muF2"].values().reshape(-1, 10).sum(axis=1)
+    own = var * meta["normalization"]["sum_of_weights"] / (ratio * gsum)
+    sr_mods = ws["channels"][0]["samples"][0]["modifiers"]
+    hi = next(m for m in sr_mods if m["name"] == "theory_scale")["data"]["hi_data"]
+    assert np.all(np.asarray(hi) >= np.maximum(own, nom) * (1 - 1e-9))
+    assert "mock" in settings["best_fit_normfactors"]
+    from recastkit.workflow.reporting import build_report
+
+    tables = build_report(result).tables
+    title = "Signal theory uncertainties (normalize: acceptance)"
+    assert tables[title][0] == ("region", "uncertainty", "rule", "down %", "up %")
+    assert len(tables[title][1]) == 6  # 3 regions × (scale, pdf)
+
+
+def test_yadage_export_refuses_a_multi_region_fit(tmp_path):
+    from recastkit.exceptions import ConfigError
+    from recastkit.workflow.export import export_yadage
+
+    with pytest.raises(ConfigError, match="fits SR, CR_low, CR_high together with free"):
+        export_yadage(EXAMPLES / "run.yml", tmp_path / "wf")
+    assert not (tmp_path / "wf").exists()

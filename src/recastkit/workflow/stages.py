@@ -336,6 +336,58 @@ def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[P
             "lumi_ifb": outcome.lumi_ifb}
 
 
+def fit_regions_step(spec: AnalysisSpec, signal_files: Mapping[str, Path],
+                     background_files: Sequence[tuple[str, Mapping[str, Path]]],
+                     data_files: Mapping[str, Path], outdir: Path, *, workers: int = 1,
+                     progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+    """Fit the interpretation's regions together (:mod:`recastkit.workflow.multiregion`):
+    each region a channel, the free backgrounds' normalizations shared, the signal's theory
+    uncertainties as modifiers; writes ``fit/``."""
+    from recastkit.workflow.fit import FROM_METADATA
+    from recastkit.workflow.multiregion import (
+        MultiRegionFitRequest,
+        RegionFitInput,
+        run_multiregion_fit,
+    )
+
+    it = spec.interpretation
+    obs = it.observable
+
+    def unc(value: float | str | None) -> Any:
+        return FROM_METADATA if value == "from-catalog" else value
+
+    xsec_unc = unc(it.xsec_unc)
+    if isinstance(xsec_unc, float):
+        xsec_unc = (xsec_unc, xsec_unc)
+    regions = tuple(
+        RegionFitInput(
+            name=r,
+            backgrounds=tuple((name, f"{files[r]}:{obs}") for name, files in background_files
+                              if r in files),
+            signal=f"{signal_files[r]}:{obs}" if r in signal_files else None,
+            data=f"{data_files[r]}:{obs}")
+        for r in it.regions)
+    req = MultiRegionFitRequest(
+        regions=regions, output=outdir / "fit", free_backgrounds=it.free_backgrounds,
+        seed=0, xsec_rel_unc=xsec_unc, lumi_rel_unc=unc(it.lumi_unc), theory=it.theory,
+        mu_max=it.mu_max, n_points=it.n_points, test_stat=it.test_stat, cl=it.cl,
+        rebin=it.rebin, significance=it.significance, workers=workers, backend=it.backend,
+        plots=spec.outputs.plots)
+    try:
+        outcome = run_multiregion_fit(req, progress=progress)
+    except RecastkitError:
+        raise
+    except Exception as exc:  # the statistics engine's own failures (pyhf, scipy)
+        msg = (f"the fit of regions {', '.join(it.regions)} ({obs}) failed: "
+               f"{type(exc).__name__}: {exc}")
+        raise StatsError(msg) from exc
+    return {"limit": outcome.result.to_dict(), "files": [f"fit/{p.name}" for p in outcome.files],
+            "lumi_ifb": outcome.result.settings.get("lumi_ifb"),
+            "best_fit_normfactors": dict(outcome.best_fit),
+            "theory_table": {"headers": list(outcome.theory_table[0]),
+                             "rows": [list(r) for r in outcome.theory_table[1]]}}
+
+
 def limit_from_dict(doc: Mapping[str, Any]) -> Any:
     """Rebuild a :class:`~recastkit.stats.results.LimitResult` from its ``to_dict``."""
     import dataclasses
