@@ -492,6 +492,24 @@ def test_no_files() -> None:
         sum_of_weights_files([])
 
 
+def test_nanoaod_variation_sum_of_weights(shared_file):
+    """Σ genWeight × LHEScaleWeight[i] = LHEScaleSumw[i] × genEventSumw (Runs read here)."""
+    from recastkit.bookkeeping import nanoaod_variation_sum_of_weights
+
+    path = shared_file(NANO_DY)
+    runs = uproot.open(path)["Runs"]
+    gsum = runs["genEventSumw_"].array(library="np").astype(float)
+    for branch, sums in (("LHEScaleWeight", "LHEScaleSumw_"), ("LHEPdfWeight", "LHEPdfSumw_")):
+        ratios = runs[sums].array(library="np")
+        expected = sum(float(r[3]) * g for r, g in zip(ratios, gsum, strict=True))
+        got = nanoaod_variation_sum_of_weights(path, branch, 3)
+        assert got.sum_of_weights == pytest.approx(expected, rel=1e-14)
+    with pytest.raises(BookkeepingError, match="out of range"):
+        nanoaod_variation_sum_of_weights(path, "LHEScaleWeight", 9)
+    with pytest.raises(BookkeepingError, match="known: LHEScaleWeight"):
+        nanoaod_variation_sum_of_weights(path, "PSWeight", 0)
+
+
 # --------------------------------------------------------------------------- one sample only
 
 

@@ -928,3 +928,58 @@ def explicit_sum_of_weights(value: float, source: str = "user value") -> SumOfWe
         raise BookkeepingError(msg)
     return SumOfWeights(sum_of_weights=number, sum_of_weights_squared=None, n_events=None,
                         source=source, path=None, weight_index=0, kind="user")
+
+
+#: NanoAOD event weight vectors and the ``Runs`` branches with their sums (as ratios to
+#: ``genEventSumw``).
+NANOAOD_VARIATION_SUMS: dict[str, str] = {"LHEScaleWeight": "LHEScaleSumw",
+                                          "LHEPdfWeight": "LHEPdfSumw"}
+
+
+def nanoaod_variation_sum_of_weights(path: str | os.PathLike[str], branch: str, index: int
+                                     ) -> SumOfWeights:
+    """Σ of ``genWeight × <branch>[index]`` over the generated events of a NanoAOD file.
+
+    NanoAOD's ``Runs`` tree stores ``LHEScaleSumw[i]`` / ``LHEPdfSumw[i]`` as
+    Σ(genWeight × LHEScaleWeight[i]) / genEventSumw per entry; the sum is therefore
+    Σ_entries LHEScaleSumw[i] × genEventSumw.
+
+    Raises:
+        BookkeepingError: An unknown weight vector, no ``Runs`` tree, or an index beyond the
+            stored sums.
+    """
+    import awkward as ak
+
+    p = Path(path)
+    if branch not in NANOAOD_VARIATION_SUMS:
+        msg = (f"{path}: no bookkeeping sum for the weight vector {branch!r}; known: "
+               f"{', '.join(NANOAOD_VARIATION_SUMS)}")
+        raise BookkeepingError(msg)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise BookkeepingError(f"{path}: weight index must be an integer >= 0, got {index!r}")
+    with open_root(p) as f:
+        if "Runs" not in _trees(f):
+            raise BookkeepingError(f"{path}: no 'Runs' tree; {_alternatives(f)}")
+        runs = f["Runs"]
+        keys = set(_keys(runs))
+        sums_b = _first_present(keys, NANOAOD_VARIATION_SUMS[branch] + "_",
+                                NANOAOD_VARIATION_SUMS[branch])
+        sumw_b = _first_present(keys, "genEventSumw_", "genEventSumw")
+        if sums_b is None or sumw_b is None:
+            missing = NANOAOD_VARIATION_SUMS[branch] if sums_b is None else "genEventSumw"
+            raise missing_object_error(path, "branch in tree 'Runs'", missing, keys)
+        ratios = runs[sums_b].array(library="ak")
+        sumw = np.asarray(runs[sumw_b].array(library="np"), dtype=np.float64)
+        n_stored = int(ak.min(ak.num(ratios))) if len(ratios) else 0
+        if index >= n_stored:
+            msg = (f"{path}: {sums_b} holds {n_stored} sums; weight index {index} is out of "
+                   f"range (valid: 0..{n_stored - 1})")
+            raise BookkeepingError(msg)
+        per_entry = ak.to_numpy(ratios[:, index]).astype(np.float64) * sumw
+        total, _ = _f64_sum(per_entry)
+        n = runs.num_entries
+    return SumOfWeights(
+        sum_of_weights=total, sum_of_weights_squared=None, n_events=None,
+        source=f"Runs tree {sums_b}[{index}] × {sumw_b} ({n} {'entry' if n == 1 else 'entries'})",
+        path=str(path), weight_index=index, weight_name=f"{branch}[{index}]", kind="runs-tree",
+    )

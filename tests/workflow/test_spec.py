@@ -129,3 +129,18 @@ def test_bad_specs_name_the_field(tiny: Any, tmp_path: Path, change: Any, patter
     with pytest.raises(ConfigError, match=pattern) as err:
         load_spec(path)
     assert str(path) in str(err.value)
+
+
+def test_interpretation_free_backgrounds_and_theory_are_checked(tiny: Any, tmp_path: Path
+                                                                ) -> None:
+    from recastkit.exceptions import ConfigError
+
+    path = _edit(tiny.write_spec(tmp_path / "a"), lambda d: d["interpretation"].update(
+        {"free_backgrounds": ["nope"]}))
+    with pytest.raises(ConfigError, match=r"free_backgrounds\[0\]: no background 'nope'"):
+        load_spec(path)
+    path = _edit(tiny.write_spec(tmp_path / "b"), lambda d: d["interpretation"].update(
+        {"theory": {"uncertainties": [{"name": "s", "rule": "envelope",
+                                       "variations": ["a"]}]}}))
+    with pytest.raises(ConfigError, match="rule"):
+        load_spec(path)

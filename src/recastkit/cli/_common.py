@@ -95,9 +95,17 @@ def echo_run_summary(result: Any) -> None:
         click.echo(f"   ! {note}")
     backgrounds = ", ".join(s.name for s in result.samples if s.role == "background")
     data = next(s for s in result.samples if s.role == "data")
-    click.echo(f"limits (region {result.fit_region}; backgrounds: {backgrounds}; "
+    it = result.spec.interpretation
+    where = (f"regions {', '.join(it.regions)} fitted together" if len(it.regions) > 1
+             else f"region {result.fit_region}")
+    click.echo(f"limits ({where}; backgrounds: {backgrounds}; "
                f"data: {data.name}, {data.kind}):")
     echo_limits(result.limit)
+    for name, value in (result.limit.settings.get("best_fit_normfactors") or {}).items():
+        click.echo(f"   background {name}: best-fit normalization {value:.4g}")
+    theory = result.limit.settings.get("theory") or {}
+    for region, unc, rule, down, up in theory.get("rows") or []:
+        click.echo(f"   theory {unc} ({rule}) in {region}: {down} % / {up} %")
     for key in ("report", "result", "manifest", "limit.json", "workspace.json", "hists.png",
                 "limit.png"):
         if key in result.files:

@@ -15,13 +15,24 @@ from __future__ import annotations
 
 from recastkit.stats.inputs import (
     BinnedSample,
+    RegionInputs,
     SearchInputs,
+    build_multiregion_model,
     build_search_model,
     mock_background,
+    normfactor_name,
     prepare_inputs,
+    prepare_region,
+    theory_modifiers,
     toy_data,
 )
-from recastkit.stats.limits import compute_cls, discovery_significance, fit_cache, upper_limit
+from recastkit.stats.limits import (
+    best_fit,
+    compute_cls,
+    discovery_significance,
+    fit_cache,
+    upper_limit,
+)
 from recastkit.stats.model import (
     ChannelSpec,
     Likelihood,
@@ -47,8 +58,11 @@ __all__ = [
     "ModifierSpec",
     "ParameterSetting",
     "PointResult",
+    "RegionInputs",
     "SampleSpec",
     "SearchInputs",
+    "best_fit",
+    "build_multiregion_model",
     "build_search_model",
     "build_workspace",
     "compute_cls",
@@ -57,8 +71,11 @@ __all__ = [
     "likelihood_from_workspace",
     "make_likelihood",
     "mock_background",
+    "normfactor_name",
     "prepare_inputs",
+    "prepare_region",
     "spec_from_workspace",
+    "theory_modifiers",
     "toy_data",
     "upper_limit",
 ]

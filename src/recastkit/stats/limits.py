@@ -162,6 +162,37 @@ def compute_cls(lh: Likelihood, mu: float = 1.0, test_stat: TestStat | str = "qt
     return ClsResult(float(mu), obs, (exp[0], exp[1], exp[2], exp[3], exp[4]), str(test_stat))
 
 
+def best_fit(lh: Likelihood, fixed_poi: float | None = None) -> dict[str, tuple[float, ...]]:
+    """Maximum-likelihood parameter values (``pyhf.infer.mle.fit``), by parameter name.
+
+    Args:
+        lh: The compiled model and data.
+        fixed_poi: Fix the POI at this value (``pyhf.infer.mle.fixed_poi_fit``); free if None.
+
+    Raises:
+        StatsError: If the fit fails (one line, pyhf's reason).
+    """
+    import pyhf
+
+    data = np.asarray(lh.data, dtype=float)
+    kwargs: dict[str, Any] = {"init_pars": list(lh.init_pars),
+                              "par_bounds": [list(b) for b in lh.par_bounds],
+                              "fixed_params": list(lh.fixed_params)}
+    try:
+        if fixed_poi is None:
+            pars = pyhf.infer.mle.fit(data, lh.model, **kwargs)
+        else:
+            pars = pyhf.infer.mle.fixed_poi_fit(float(fixed_poi), data, lh.model, **kwargs)
+    except pyhf.exceptions.FailedMinimization as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "no reason given"
+        raise StatsError(f"the maximum-likelihood fit failed: {reason}") from None
+    values = np.asarray(pars, dtype=float)
+    out: dict[str, tuple[float, ...]] = {}
+    for name in lh.model.config.par_order:
+        out[name] = tuple(float(v) for v in np.atleast_1d(values[lh.model.config.par_slice(name)]))
+    return out
+
+
 # --------------------------------------------------------------------------- parallel scan
 
 _POOL_STATE: dict[str, Any] = {}

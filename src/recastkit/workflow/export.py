@@ -243,6 +243,14 @@ def _check_expressible(spec: AnalysisSpec) -> SampleSpec | None:
     mocks = [b for b in spec.samples.backgrounds if b.kind == "mock"]
     mc = [b for b in spec.samples.backgrounds if b.kind != "mock"]
     src = str(spec.path)
+    it = spec.interpretation
+    if it.multi_region:
+        msg = (f"{src}: $.interpretation: the yadage export fits one region with 'recastkit "
+               f"fit'; this spec fits {', '.join(it.regions)} together"
+               + (" with free background normalizations" if it.free_backgrounds else "")
+               + (" and theory uncertainties" if it.theory is not None else "")
+               + "; use recastkit run")
+        raise ConfigError(msg)
     if len(mocks) > 1:
         raise ConfigError(f"{src}: $.samples.backgrounds: the yadage export supports one mock "
                           f"background, the spec has {len(mocks)}")

@@ -40,23 +40,26 @@ def build_report(run: RunResult) -> AnalysisReport:
                      cutflows=dict(s.cutflows))
         for s in run.samples
     )
-    region = run.fit_region
 
     def load(path: Path) -> hist.Hist:
         return _display(read_hist(path, it.observable), it.rebin)
 
-    backgrounds = {s.name: load(s.region_files[region]) for s in run.samples
-                   if s.role == "background" and region in s.region_files}
-    data = next((load(s.region_files[region]) for s in run.samples
-                 if s.role == "data" and region in s.region_files), None)
-    plots = (RegionPlot(region=region, observable=it.observable,
-                        signal=load(run.signal.region_files[region]),
-                        backgrounds=backgrounds, data=data, signal_name=run.signal.name),)
+    def plot(name: str) -> RegionPlot:
+        backgrounds = {s.name: load(s.region_files[name]) for s in run.samples
+                       if s.role == "background" and name in s.region_files}
+        data = next((load(s.region_files[name]) for s in run.samples
+                     if s.role == "data" and name in s.region_files), None)
+        return RegionPlot(region=name, observable=it.observable,
+                          signal=load(run.signal.region_files[name]),
+                          backgrounds=backgrounds, data=data, signal_name=run.signal.name)
+
+    # every fitted region (a multi-region fit: the signal region and its control regions)
+    plots = tuple(plot(name) for name in it.regions if name in run.signal.region_files)
     ledger = run.signal.ledger
     facts: list[tuple[str, Any]] = [
         ("analysis", spec.name), ("spec SHA-256", spec.sha256),
         ("signal", f"{run.signal.name} ({run.signal.dataset})"),
-        ("fitted region / observable", f"{region} / {it.observable}"),
+        ("fitted region(s) / observable", f"{', '.join(it.regions)} / {it.observable}"),
         ("test statistic, CL", f"{it.test_stat}, {it.cl:g}"),
     ]
     if ledger is not None:
@@ -65,6 +68,17 @@ def build_report(run: RunResult) -> AnalysisReport:
     tables: dict[str, tuple[Sequence[str], Sequence[Sequence[Any]]]] = {
         "Run": (("item", "value"), facts),
     }
+    fit_settings = run.limit.settings
+    theory = fit_settings.get("theory") or {}
+    if theory.get("rows"):
+        title = f"Signal theory uncertainties (normalize: {theory.get('normalize')})"
+        tables[title] = (tuple(theory["headers"]), [tuple(r) for r in theory["rows"]])
+    normfactors = fit_settings.get("best_fit_normfactors") or {}
+    if normfactors:
+        tables["Background normalizations (best fit, shared across regions)"] = (
+            ("background", "factor", "regions"),
+            [(name, f"{value:.4g}", ", ".join(it.regions))
+             for name, value in normfactors.items()])
     return AnalysisReport(
         title=f"{spec.name}: {run.signal.name}", samples=samples, regions=plots,
         limits={run.signal.name: run.limit}, manifest=dict(run.manifest), steps=steps,

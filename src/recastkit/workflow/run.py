@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from recastkit._atomic import atomic_path, write_text_atomic
 from recastkit._json import dumps
 from recastkit.exceptions import ConfigError
+from recastkit.regions import AnalysisConfig
 from recastkit.scaling import Ledger
 from recastkit.selection import CutflowEntry
 from recastkit.workflow import stages
@@ -218,6 +219,9 @@ class _Runner:
         payload = {
             "files": ids, "generate": gen_key, "dataset": sample.dataset, "kind": sample.kind,
             "regions": {r.name: r.selection.to_mapping() for r in regions},
+            # Python hooks of a region: their source files' checksums are inputs too
+            "hooks": {r.name: r.selection.hooks() for r in regions
+                      if isinstance(r.selection, AnalysisConfig)},
         }
         key = step_key("select", payload)
         step = self.cache.run(
@@ -316,13 +320,22 @@ class _Runner:
     def fit(self, signal: tuple[SampleOutcome, str],
             backgrounds: Sequence[tuple[SampleOutcome, str]], data: tuple[SampleOutcome, str],
             fit_workers: int) -> StepOutput:
-        """The fit in the (first) fitted region."""
+        """The fit: in the fitted region, or of all fitted regions together (several regions,
+        free background normalizations or theory uncertainties)."""
         it = self.spec.interpretation
         region = it.regions[0]
         payload = {"signal": signal[1], "backgrounds": [k for _, k in backgrounds],
                    "data": data[1], "interpretation": it.to_dict(),
                    "plots": self.spec.outputs.plots}
         key = step_key("fit", payload)
+        if it.multi_region:
+            return self.cache.run(
+                f"fit-{signal[0].name}", key,
+                lambda out: stages.fit_regions_step(
+                    self.spec, signal[0].region_files,
+                    [(b.name, b.region_files) for b, _ in backgrounds],
+                    data[0].region_files, out, workers=fit_workers, progress=self.progress),
+                payload)
         return self.cache.run(
             f"fit-{signal[0].name}", key,
             lambda out: stages.fit_step(

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recastkit.exceptions import ConfigError
+from recastkit.regions import AnalysisConfig, region_selection_from_mapping
 from recastkit.selection import SelectionConfig
 from recastkit.units import CrossSection, Luminosity, parse_lumi, parse_xsec
+from recastkit.workflow.variations import TheorySettings
 
 #: Version of the spec format this module reads.
 SPEC_VERSION = 1
@@ -59,12 +61,15 @@ class GenerateSpec:
         seed: Random seed.
         resonance_gev: Resonance mass in GeV.
         sum_of_weights: Pre-skim Σw written to the ``Runs`` tree.
+        objects: Also write leptons, b-tag scores, MET, a pile-up weight and the LHE
+            variation weights (the ZH → ℓℓbb example).
     """
 
     events: int
     seed: int
     resonance_gev: float = 120.0
     sum_of_weights: float = 6813.025800
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class RegionSpec:
     """
 
     name: str
-    selection: SelectionConfig
+    selection: SelectionConfig | AnalysisConfig
     document: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -191,7 +196,7 @@ class InterpretationSpec:
     """The fit settings.
 
     Attributes:
-        regions: Regions fitted (one channel each; today one).
+        regions: Regions fitted together, one channel each.
         observable: Histogram of the selection output that is fitted.
         test_stat: ``qtilde`` or ``q``.
         cl: Confidence level.
@@ -202,6 +207,9 @@ class InterpretationSpec:
         xsec_unc: ``"from-catalog"``, a relative value or None.
         lumi_unc: ``"from-catalog"``, a relative value or None.
         significance: Also compute the discovery significance.
+        free_backgrounds: Background samples with a free normalization factor shared across
+            the fitted regions (a control region fixes it for the signal region).
+        theory: The signal's theory uncertainties from its variation histograms, or None.
     """
 
     regions: tuple[str, ...]
@@ -215,10 +223,26 @@ class InterpretationSpec:
     xsec_unc: float | str | None = None
     lumi_unc: float | str | None = None
     significance: bool = False
+    free_backgrounds: tuple[str, ...] = ()
+    theory: TheorySettings | None = None
+
+    @property
+    def multi_region(self) -> bool:
+        """Whether the fit needs the multi-region path (several regions, free background
+        normalizations or theory uncertainties)."""
+        return len(self.regions) > 1 or bool(self.free_backgrounds) or self.theory is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (the fit step's cache key reads these)."""
-        return {
+        extra: dict[str, Any] = {}
+        if self.free_backgrounds:
+            extra["free_backgrounds"] = list(self.free_backgrounds)
+        if self.theory is not None:
+            extra["theory"] = {
+                "normalize": self.theory.normalize, "split": self.theory.split,
+                "uncertainties": [{"name": g.name, "rule": g.rule, "variations": list(g.members)}
+                                  for g in self.theory.groups]}
+        return {**extra,
             "regions": list(self.regions), "observable": self.observable,
             "test_stat": self.test_stat, "cl": self.cl, "mu_max": self.mu_max,
             "n_points": self.n_points, "rebin": self.rebin, "backend": self.backend,
@@ -402,7 +426,8 @@ def _mc_sample(doc: Mapping[str, Any], role: SampleRole, where: str, base: Path,
     generate = None if gen is None else GenerateSpec(
         events=int(gen["events"]), seed=int(gen["seed"]),
         resonance_gev=float(gen.get("resonance_gev", 120.0)),
-        sum_of_weights=float(gen.get("sum_of_weights", 6813.025800)))
+        sum_of_weights=float(gen.get("sum_of_weights", 6813.025800)),
+        objects=bool(gen.get("objects", False)))
     files = tuple(resolve_path(f, base, f"{where}.files[{i}]", source)
                   for i, f in enumerate(doc.get("files", ())))
     return SampleSpec(name=str(doc["name"]), role=role, kind="mc",
@@ -432,6 +457,27 @@ def _unc(value: Any) -> float | str | None:
     if value is None or isinstance(value, str):
         return value
     return float(value)
+
+
+def _free_backgrounds(it: Mapping[str, Any], samples: Samples, src: str) -> tuple[str, ...]:
+    names = [b.name for b in samples.backgrounds]
+    out = tuple(str(n) for n in it.get("free_backgrounds", ()))
+    for i, n in enumerate(out):
+        if n not in names:
+            msg = (f"{src}: $.interpretation.free_backgrounds[{i}]: no background {n!r} "
+                   f"(valid choices: {', '.join(names) or 'none'})")
+            raise ConfigError(msg)
+    return out
+
+
+def _theory(it: Mapping[str, Any], src: str) -> TheorySettings | None:
+    doc = it.get("theory")
+    if doc is None:
+        return None
+    try:
+        return TheorySettings.from_mapping(doc)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: $.interpretation.theory: {exc}") from None
 
 
 def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
@@ -496,7 +542,8 @@ def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
     regions: list[RegionSpec] = []
     for i, r in enumerate(data["regions"]):
         sel_doc = dict(r.get("selection") or {})
-        config = SelectionConfig.from_mapping(sel_doc, f"{src} $.regions[{i}].selection")
+        config = region_selection_from_mapping(sel_doc, str(r["name"]),
+                                               f"{src} $.regions[{i}].selection", base)
         regions.append(RegionSpec(name=str(r["name"]), selection=config, document=sel_doc,
                                   description=str(r.get("description", ""))))
     rnames = [r.name for r in regions]
@@ -538,6 +585,8 @@ def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
         n_points=int(it.get("n_points", 21)), rebin=int(it.get("rebin", 1)),
         backend=str(it.get("backend", "numpy")), xsec_unc=_unc(it.get("xsec_unc")),
         lumi_unc=_unc(it.get("lumi_unc")), significance=bool(it.get("significance", False)),
+        free_backgrounds=_free_backgrounds(it, samples, src),
+        theory=_theory(it, src),
     )
     for region in regions:
         hist_names = [h.name for h in region.selection.histogram_specs]

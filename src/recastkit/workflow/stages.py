@@ -46,7 +46,7 @@ def generate_step(sample: SampleSpec, outdir: Path) -> dict[str, Any]:
     assert gen is not None
     path = outdir / f"{sample.name}.root"
     written = write_signal_sample(path, gen.events, gen.seed, resonance_gev=gen.resonance_gev,
-                                  sum_of_weights=gen.sum_of_weights)
+                                  sum_of_weights=gen.sum_of_weights, objects=gen.objects)
     log.info("%s: generated %d events, %d after the skim", sample.name, written.n_generated,
              written.n_written)
     return {"file": path.name, "n_generated": written.n_generated,
@@ -71,17 +71,32 @@ def select_step(sample: SampleSpec, files: Sequence[Path], regions: Sequence[Reg
         "n_events"}}, "files": [...]}``.
     """
     from recastkit.processing import run_selection, write_selection
+    from recastkit.regions import AnalysisConfig, combine_regions
 
     is_data = sample.kind == "data"
     out: dict[str, Any] = {}
     processed: list[str] = []
+    # regions written in the vocabulary with the same objects, weights and variations are
+    # selected together, in one pass over the events, and split into one file per region
+    combined = combine_regions({r.name: r.selection for r in regions})
+    split: dict[str, Any] = {}
+    if combined is not None:
+        if is_data:
+            combined = replace(combined, input=replace(combined.input, unweighted=True))
+        together = run_selection(list(files), combined, executor=executor, workers=workers,
+                                 scheduler=scheduler, dataset=sample.dataset,
+                                 bookkeeping=not is_data, progress=False)
+        split = together.split({r.name: r.selection for r in regions
+                                if isinstance(r.selection, AnalysisConfig)})
     for region in regions:
         config = region.selection
         if is_data:
             config = replace(config, input=replace(config.input, unweighted=True))
-        result = run_selection(list(files), config, executor=executor, workers=workers,
-                               scheduler=scheduler, dataset=sample.dataset,
-                               bookkeeping=not is_data, progress=False)
+        result: Any = split.get(region.name)
+        if result is None:
+            result = run_selection(list(files), config, executor=executor, workers=workers,
+                                   scheduler=scheduler, dataset=sample.dataset,
+                                   bookkeeping=not is_data, progress=False)
         root_path, _ = write_selection(result, outdir / region_file(region.name))
         processed = list(result.files)
         out[region.name] = {
@@ -319,6 +334,58 @@ def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[P
         raise StatsError(msg) from exc
     return {"limit": outcome.result.to_dict(), "files": [f"fit/{p.name}" for p in outcome.files],
             "lumi_ifb": outcome.lumi_ifb}
+
+
+def fit_regions_step(spec: AnalysisSpec, signal_files: Mapping[str, Path],
+                     background_files: Sequence[tuple[str, Mapping[str, Path]]],
+                     data_files: Mapping[str, Path], outdir: Path, *, workers: int = 1,
+                     progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+    """Fit the interpretation's regions together (:mod:`recastkit.workflow.multiregion`):
+    each region a channel, the free backgrounds' normalizations shared, the signal's theory
+    uncertainties as modifiers; writes ``fit/``."""
+    from recastkit.workflow.fit import FROM_METADATA
+    from recastkit.workflow.multiregion import (
+        MultiRegionFitRequest,
+        RegionFitInput,
+        run_multiregion_fit,
+    )
+
+    it = spec.interpretation
+    obs = it.observable
+
+    def unc(value: float | str | None) -> Any:
+        return FROM_METADATA if value == "from-catalog" else value
+
+    xsec_unc = unc(it.xsec_unc)
+    if isinstance(xsec_unc, float):
+        xsec_unc = (xsec_unc, xsec_unc)
+    regions = tuple(
+        RegionFitInput(
+            name=r,
+            backgrounds=tuple((name, f"{files[r]}:{obs}") for name, files in background_files
+                              if r in files),
+            signal=f"{signal_files[r]}:{obs}" if r in signal_files else None,
+            data=f"{data_files[r]}:{obs}")
+        for r in it.regions)
+    req = MultiRegionFitRequest(
+        regions=regions, output=outdir / "fit", free_backgrounds=it.free_backgrounds,
+        seed=0, xsec_rel_unc=xsec_unc, lumi_rel_unc=unc(it.lumi_unc), theory=it.theory,
+        mu_max=it.mu_max, n_points=it.n_points, test_stat=it.test_stat, cl=it.cl,
+        rebin=it.rebin, significance=it.significance, workers=workers, backend=it.backend,
+        plots=spec.outputs.plots)
+    try:
+        outcome = run_multiregion_fit(req, progress=progress)
+    except RecastkitError:
+        raise
+    except Exception as exc:  # the statistics engine's own failures (pyhf, scipy)
+        msg = (f"the fit of regions {', '.join(it.regions)} ({obs}) failed: "
+               f"{type(exc).__name__}: {exc}")
+        raise StatsError(msg) from exc
+    return {"limit": outcome.result.to_dict(), "files": [f"fit/{p.name}" for p in outcome.files],
+            "lumi_ifb": outcome.result.settings.get("lumi_ifb"),
+            "best_fit_normfactors": dict(outcome.best_fit),
+            "theory_table": {"headers": list(outcome.theory_table[0]),
+                             "rows": [list(r) for r in outcome.theory_table[1]]}}
 
 
 def limit_from_dict(doc: Mapping[str, Any]) -> Any:
