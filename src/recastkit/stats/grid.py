@@ -10,9 +10,12 @@ optionally the upper limits on μ. Progress is logged at INFO level.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
+import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from recastkit.exceptions import StatsError
+from recastkit.stats.gridinputs import GridSource, SignalPoint, point_name
+from recastkit.stats.gridstore import PointStore, point_key
 from recastkit.stats.limits import compute_cls, fit_cache, upper_limit
 from recastkit.stats.model import Likelihood, likelihood_from_workspace
+from recastkit.stats.results import PointResult, PointStatus
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +119,6 @@ def likelihood_with_poi_bound(workspace: Mapping[str, Any], mu: float,
     return lh
 
 
-def point_name(path: str | os.PathLike[str]) -> str:
-    """``patch.sbottom_1300_205_60.json`` -> ``sbottom_1300_205_60``."""
-    stem = Path(path).name.removesuffix(".json")
-    return stem.removeprefix("patch.")
-
-
 def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
                   patches: Sequence[str | os.PathLike[str]] | Mapping[str, Any], *,
                   mu: float = 1.0, test_stat: str = "qtilde", limits: bool = False,
@@ -168,3 +168,266 @@ def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
         if progress is not None:
             progress(k, name)
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- batched runner
+
+#: Engines of :func:`run_grid`: ``auto`` (fast exact engines where they apply, pyhf
+#: otherwise), ``pyhf`` (pyhf's ``hypotest`` per point, the reference).
+ENGINES: tuple[str, ...] = ("auto", "pyhf")
+#: Where the points run: in this process, in a process pool, or on a Dask cluster.
+EXECUTORS: tuple[str, ...] = ("iterative", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """What is computed for every point (part of each point's store key).
+
+    Attributes:
+        mu: Signal strength at which CLs is computed.
+        test_stat: ``"qtilde"`` or ``"q"``.
+        limits: Also compute the observed and expected upper limits on μ.
+        cl: Confidence level of the limits.
+        engine: One of :data:`ENGINES`.
+    """
+
+    mu: float = 1.0
+    test_stat: str = "qtilde"
+    limits: bool = False
+    cl: float = 0.95
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.test_stat not in ("qtilde", "q"):
+            raise StatsError(f"unknown test statistic {self.test_stat!r}; valid: qtilde, q")
+        if self.engine not in ENGINES:
+            raise StatsError(f"unknown engine {self.engine!r}; valid: {', '.join(ENGINES)}")
+        if not (math.isfinite(self.mu) and self.mu > 0):
+            raise StatsError(f"--mu must be a positive number, got {self.mu!r}")
+        if not 0 < self.cl < 1:
+            raise StatsError(f"--cl must be in (0, 1), got {self.cl!r}")
+
+    def key(self) -> dict[str, Any]:
+        """The settings that enter the store key."""
+        return {"mu": self.mu, "test_stat": self.test_stat, "limits": self.limits,
+                "cl": self.cl, "engine": self.engine, "version": _STORE_VERSION}
+
+
+#: Bumped when the numbers a given engine returns change (invalidates stored points).
+_STORE_VERSION = 1
+
+
+def _nan_cls(mu: float) -> tuple[float, tuple[float, float, float, float, float]]:
+    nan = math.nan
+    return nan, (nan, nan, nan, nan, nan)
+
+
+def pyhf_point(background: Mapping[str, Any], point: SignalPoint, settings: GridSettings
+               ) -> PointResult:
+    """One point with pyhf's own ``hypotest`` (and ``upper_limit``): the reference path.
+
+    pyhf's NaN CLs values are kept (status ``failed`` with the reason); errors of the patch
+    or the model fail the point, never the grid.
+    """
+    import warnings
+
+    import numpy as np
+    import pyhf
+
+    try:
+        lh = likelihood_with_poi_bound(apply_patches(background, [(point.name, list(point.patch))]),
+                                       settings.mu)
+    except StatsError as exc:
+        obs, exp = _nan_cls(settings.mu)
+        return PointResult(point.name, settings.mu, obs, exp, "failed", cl=settings.cl,
+                           test_stat=settings.test_stat, reason=str(exc),
+                           parameters=dict(point.parameters))
+    data = np.asarray(lh.data, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        o, e = pyhf.infer.hypotest(
+            float(settings.mu), data, lh.model, init_pars=list(lh.init_pars),
+            par_bounds=[list(b) for b in lh.par_bounds], fixed_params=list(lh.fixed_params),
+            test_stat=settings.test_stat, return_expected_set=True)
+    obs = float(o)
+    exp5 = tuple(float(x) for x in e)
+    exp = (exp5[0], exp5[1], exp5[2], exp5[3], exp5[4])
+    status: PointStatus = "converged"
+    reason = ""
+    if any(math.isnan(v) for v in (obs, *exp)):
+        status, reason = "failed", "pyhf gives NaN CLs (a fit failed or q_mu < 0)"
+    obs_lim: float | None = None
+    exp_lim: tuple[float, float, float, float, float] | None = None
+    if settings.limits and status == "converged":
+        from pyhf.infer.intervals.upper_limits import upper_limit as pyhf_upper_limit
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lo_, hi_ = lh.par_bounds[lh.poi_index]
+                ol, el = pyhf_upper_limit(
+                    data, lh.model, scan=None, level=1.0 - settings.cl,
+                    init_pars=list(lh.init_pars),
+                    par_bounds=[list(b) for b in lh.par_bounds],
+                    fixed_params=list(lh.fixed_params), test_stat=settings.test_stat)
+            obs_lim = float(ol)
+            el5 = [float(x) for x in el]
+            exp_lim = (el5[0], el5[1], el5[2], el5[3], el5[4])
+            del lo_, hi_
+        except (ValueError, RuntimeError) as exc:
+            status, reason = "failed", f"upper limit: {exc}"
+    return PointResult(point.name, settings.mu, obs, exp, status, obs_lim, exp_lim,
+                       cl=settings.cl, test_stat=settings.test_stat, reason=reason,
+                       parameters=dict(point.parameters))
+
+
+# worker-process state: the background and the engine's compiled background parts
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(background: Mapping[str, Any], background_digest: str,
+                 settings: GridSettings) -> None:
+    _WORKER.clear()
+    _WORKER.update(background=background, digest=background_digest, settings=settings,
+                   cache={})
+
+
+def evaluate_point(background: Mapping[str, Any], point: SignalPoint, settings: GridSettings,
+                   cache: dict[str, Any] | None = None) -> PointResult:
+    """One point with the engine ``settings.engine`` selects.
+
+    ``auto`` uses the exact fast engine for models it supports (its points report
+    ``converged``, or ``fallback`` when pyhf's own path was needed) and pyhf otherwise.
+    ``cache`` holds the background-only parts compiled once per process.
+    """
+    if settings.engine == "auto":
+        from recastkit.stats import batchfit
+
+        fast = batchfit.evaluate(background, point, settings, cache if cache is not None else {})
+        if fast is not None:
+            return fast
+    return pyhf_point(background, point, settings)
+
+
+def _worker_eval(point: SignalPoint) -> PointResult:
+    return evaluate_point(_WORKER["background"], point, _WORKER["settings"], _WORKER["cache"])
+
+
+def _dask_eval(background: Mapping[str, Any], point: SignalPoint, settings: GridSettings
+               ) -> PointResult:
+    if _WORKER.get("background") is not background:
+        _init_worker(background, "", settings)
+    return _worker_eval(point)
+
+
+#: Called after every point with (done, total, name).
+GridProgress = Callable[[int, int, str], None]
+
+
+def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | None = None,
+             executor: str = "iterative", workers: int | None = None,
+             scheduler: str | None = None, progress: GridProgress | None = None
+             ) -> list[PointResult]:
+    """Evaluate every point of ``source``; reuse and extend the ``store``.
+
+    Each finished point is appended to ``store`` (fsynced) before the next is reported, so a
+    killed grid resumes where it stopped. The result list follows ``source.points`` whatever
+    the completion order.
+
+    Args:
+        source: Background and signal points.
+        settings: μ, test statistic, limits, engine.
+        store: Resumable store; None keeps results in memory only.
+        executor: One of :data:`EXECUTORS`.
+        workers: Processes (``processes``) or LocalCluster workers (``dask``).
+        scheduler: Dask scheduler address (``dask``); None starts a LocalCluster.
+        progress: Called after each point with (done, total, name).
+
+    Raises:
+        StatsError: For an unknown executor.
+    """
+    if executor not in EXECUTORS:
+        raise StatsError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    settings_key = settings.key()
+    keys = [point_key(source.background_digest, p.digest, settings_key) for p in source.points]
+    results: dict[int, PointResult] = {}
+    todo: list[int] = []
+    for i, (p, k) in enumerate(zip(source.points, keys, strict=True)):
+        stored = store.get(k) if store is not None else None
+        if stored is not None:
+            results[i] = dataclasses.replace(stored, parameters=dict(p.parameters))
+        else:
+            todo.append(i)
+    total = len(source.points)
+    if results:
+        log.info("%d of %d points already in the store; %d to compute", len(results), total,
+                 len(todo))
+    done = len(results)
+
+    def finish(i: int, r: PointResult) -> None:
+        nonlocal done
+        if store is not None:
+            store.add(keys[i], r)
+        results[i] = r
+        done += 1
+        log.debug("%s: CLs_obs = %.6g (%s)", r.name, r.cls_observed, r.status)
+        if progress is not None:
+            progress(done, total, r.name)
+
+    if todo:
+        n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        if executor == "iterative" or (executor == "processes" and n_workers == 1):
+            cache: dict[str, Any] = {}
+            for i in todo:
+                finish(i, evaluate_point(source.background, source.points[i], settings, cache))
+        elif executor == "processes":
+            _run_processes(source, settings, todo, n_workers, finish)
+        else:
+            _run_dask(source, settings, todo, scheduler=scheduler, workers=workers,
+                      finish=finish)
+    return [results[i] for i in range(total)]
+
+
+def _run_processes(source: GridSource, settings: GridSettings, todo: Sequence[int],
+                   n_workers: int, finish: Callable[[int, PointResult], None]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                             initializer=_init_worker,
+                             initargs=(dict(source.background), source.background_digest,
+                                       settings)) as pool:
+        futures = {pool.submit(_worker_eval, source.points[i]): i for i in todo}
+        try:
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _run_dask(source: GridSource, settings: GridSettings, todo: Sequence[int], *,
+              scheduler: str | None, workers: int | None,
+              finish: Callable[[int, PointResult], None]) -> None:
+    import uuid
+
+    from recastkit.processing import _dask_client, _import_distributed
+
+    dask_as_completed: Any = _import_distributed().as_completed
+    token = uuid.uuid4().hex[:12]
+    with _dask_client(scheduler, workers) as client:
+        bkg = client.scatter(dict(source.background), broadcast=True)
+        futures = {}
+        for i in todo:
+            fut = client.submit(_dask_eval, bkg, source.points[i], settings,
+                                key=f"recastkit-grid-{token}-{i}", pure=False)
+            futures[fut.key] = (i, fut)
+        try:
+            for fut in dask_as_completed([f for _, f in futures.values()]):
+                i, _ = futures[fut.key]
+                finish(i, fut.result())
+                fut.release()
+        finally:
+            client.cancel([f for _, f in futures.values()])
