@@ -112,10 +112,11 @@ def _labels(values: tuple[str, ...], x: str | None, y: str | None, x_label: str 
               show_default=True, help="Confidence level of the limits and the contour.")
 @click.option("--test-stat", type=click.Choice(["qtilde", "q"]), default="qtilde",
               show_default=True)
-@click.option("--engine", type=click.Choice(["auto", "pyhf"]), default="auto",
+@click.option("--engine", type=click.Choice(["auto", "pyhf-path", "pyhf"]), default="auto",
               show_default=True,
-              help="auto: the fast exact engines where they apply (else pyhf); pyhf: pyhf's "
-                   "hypotest per point.")
+              help="auto: the fast engine, fits converged to floating-point precision (pyhf "
+                   "where it does not apply); pyhf-path: the fast model with pyhf's own SLSQP "
+                   "fits (pyhf's numbers to ~1e-6, slower); pyhf: pyhf's hypotest per point.")
 @click.option("--executor", type=click.Choice(["iterative", "processes", "dask"]),
               default="processes", show_default=True, help="Where the points run.")
 @click.option("--workers", type=click.IntRange(min=1),
