@@ -336,15 +336,22 @@ def compile_workspace(ws: Mapping[str, Any], measurement: str | None = None) -> 
                 if prev_c != ci:
                     raise Unsupported("staterror across channels")
     # parameter order as pyhf's: by modifier type (histosys, lumi, normfactor, normsys,
-    # staterror), sorted names within a type; a name shared by a histosys and a normsys is
-    # a histosys parameter; staterror expands to one parameter per bin
-    by_type: dict[str, set[str]] = {}
-    for _ci, _lo, _hi, s in entries:
-        for m in s.get("modifiers", []):
-            by_type.setdefault(m["type"], set()).add(m["name"])
+    # staterror); within a type, by first appearance walking the channels and the samples in
+    # name order and each sample's modifiers sorted by (name, type); a name already taken
+    # by an earlier type (normsys sharing a histosys name) keeps its place; staterror
+    # expands to one parameter per bin
+    by_cs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for ci, _lo, _hi, s in entries:
+        mods = sorted((m["name"], m["type"]) for m in s.get("modifiers", []))
+        by_cs[(channels[ci]["name"], s["name"])] = mods
+    sample_names = sorted({key[1] for key in by_cs})
     ordered: list[str] = []
     for t in ("histosys", "lumi", "normfactor", "normsys", "staterror"):
-        ordered.extend(sorted(by_type.get(t, set()) - set(ordered)))
+        for cname, _, _ in channel_bins:
+            for sname in sample_names:
+                for mname, mtype in by_cs.get((cname, sname), []):
+                    if mtype == t and mname not in ordered:
+                        ordered.append(mname)
     names: list[str] = []
     index: dict[str, int] = {}
     for pname in ordered:
