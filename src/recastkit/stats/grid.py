@@ -1,69 +1,34 @@
-"""Published likelihoods (HEPData) evaluated over a grid of signal points.
+"""Signal grids: a background-only workspace evaluated with every signal patch, resumably.
 
 A HEPData HistFactory likelihood is a background-only workspace (``BkgOnly.json``) and one
 JSON Patch (RFC 6902 list of ``{op, path, value}``) per signal point that adds the signal
-samples. :func:`evaluate_grid` applies each patch, compiles the model and returns one frozen
-:class:`GridPoint` per signal point: the observed and expected CLs at μ (1 by default) and
-optionally the upper limits on μ. Progress is logged at INFO level.
+samples (inputs: :mod:`recastkit.stats.gridinputs`). :func:`run_grid` computes every point's
+observed and expected CLs at μ (and, optionally, the upper limits) as a
+:class:`~recastkit.stats.results.PointResult`: with the fast engine
+(:mod:`recastkit.stats.batchfit`) where it applies, with pyhf otherwise; in this process, in
+a process pool or on a Dask cluster; each finished point is appended to a
+:class:`~recastkit.stats.gridstore.PointStore` so that a killed grid resumes.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from recastkit.exceptions import StatsError
-from recastkit.stats.gridinputs import GridSource, SignalPoint, point_name
+from recastkit.stats.gridinputs import GridSource, SignalPoint
 from recastkit.stats.gridstore import PointStore, point_key
-from recastkit.stats.limits import compute_cls, fit_cache, upper_limit
 from recastkit.stats.model import Likelihood, likelihood_from_workspace
 from recastkit.stats.results import PointResult, PointStatus
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """The result of one signal point.
-
-    Attributes:
-        name: Signal point name (the patch file stem without ``patch.``).
-        mu: Tested signal strength.
-        cls_observed: Observed CLs at ``mu``.
-        cls_expected: Expected CLs at ``mu`` (−2σ, −1σ, median, +1σ, +2σ).
-        excluded: Whether ``cls_observed`` < 0.05.
-        observed_mu: Observed 95% CL upper limit on μ, or None when not computed.
-        expected_mu: Expected limits on μ (5 entries), or None.
-        seconds: Wall time for this point.
-    """
-
-    name: str
-    mu: float
-    cls_observed: float
-    cls_expected: tuple[float, float, float, float, float]
-    excluded: bool
-    observed_mu: float | None = None
-    expected_mu: tuple[float, float, float, float, float] | None = None
-    seconds: float = 0.0
-
-
-def _read_json(path: str | os.PathLike[str], what: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise StatsError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise StatsError(f"{path}: {what} is not valid JSON ({exc})") from None
 
 
 def apply_patches(workspace: Mapping[str, Any], patches: Iterable[tuple[str, Any]]
@@ -117,57 +82,6 @@ def likelihood_with_poi_bound(workspace: Mapping[str, Any], mu: float,
         log.warning("μ = %g is above the POI upper bound %g; widening the bound", mu, high)
         lh = lh.with_poi_bound(mu)
     return lh
-
-
-def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
-                  patches: Sequence[str | os.PathLike[str]] | Mapping[str, Any], *,
-                  mu: float = 1.0, test_stat: str = "qtilde", limits: bool = False,
-                  n_points: int = 11,
-                  progress: Callable[[int, str], None] | None = None
-                  ) -> tuple[GridPoint, ...]:
-    """Evaluate a published likelihood for several signal points.
-
-    Args:
-        background_only: ``BkgOnly.json`` path or its parsed content.
-        patches: Patch file paths, or ``{name: patch}``.
-        mu: Signal strength at which CLs is computed.
-        test_stat: ``"qtilde"`` or ``"q"``.
-        limits: Also compute the upper limits on μ (:func:`upper_limit`: automatic range,
-            ``n_points`` scan points, toms748 refinement of the observed limit; slower).
-        n_points: Scan points per signal point when ``limits`` is set.
-        progress: Called after each signal point with the count done and the point name.
-
-    Returns:
-        One :class:`GridPoint` per patch, in the given order.
-    """
-    bkg = (_read_json(background_only, "background-only workspace")
-           if not isinstance(background_only, Mapping) else background_only)
-    items: list[tuple[str, Any]]
-    if isinstance(patches, Mapping):
-        items = list(patches.items())
-    else:
-        items = [(point_name(p), _read_json(p, "patch")) for p in patches]
-    out: list[GridPoint] = []
-    for k, (name, patch) in enumerate(items, start=1):
-        t0 = time.perf_counter()
-        lh = likelihood_with_poi_bound(apply_patches(bkg, [(name, patch)]), mu)
-        with fit_cache():
-            res = compute_cls(lh, mu, test_stat)
-            obs_mu: float | None = None
-            exp_mu: tuple[float, float, float, float, float] | None = None
-            if limits:
-                lim = upper_limit(lh, n_points=n_points, test_stat=test_stat)
-                obs_mu, exp_mu = lim.observed_mu, lim.expected_mu
-        seconds = time.perf_counter() - t0
-        point = GridPoint(name, float(mu), res.cls_observed, res.cls_expected,
-                          res.cls_observed < 0.05, obs_mu, exp_mu, seconds)
-        log.info("[%d/%d] %s: CLs_obs = %.4g, CLs_exp = %.4g (%s, %.1f s)", k, len(items),
-                 name, point.cls_observed, point.cls_expected[2],
-                 "excluded" if point.excluded else "allowed", seconds)
-        out.append(point)
-        if progress is not None:
-            progress(k, name)
-    return tuple(out)
 
 
 # --------------------------------------------------------------------------- batched runner
