@@ -50,7 +50,10 @@ def plot_contour(path: str | os.PathLike[str], contour: Contour, *,
         for sel, marker, colour, lab in ((exc, "o", "#d62728", "excluded (observed)"),
                                          (alw, "o", "none", "allowed"),
                                          (bad, "x", "grey", "CLs undefined")):
-            if sel:
+            if sel and marker == "x":
+                ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker,
+                           c=colour, s=14, label=lab, zorder=3)
+            elif sel:
                 ax.scatter([p[0] for p in sel], [p[1] for p in sel], marker=marker,
                            facecolors=colour, edgecolors="#444444" if colour == "none"
                            else colour, s=14, label=lab, zorder=3)

@@ -5,7 +5,8 @@ contour line (observed, expected, expected ±1σ; each line's points in order, s
 numbered in a ``line`` column) and one table of every point's parameters and CLs values.
 hepdata_lib writes ``submission.tar.gz`` into the current directory; here the whole submission
 is made in a temporary folder beside the output and moved into place, so a failure leaves
-nothing half-written, and the tarball is kept next to the YAML files.
+nothing half-written; the tarball (the file HEPData uploads) is kept beside the folder, as
+``<folder>.tar.gz``.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def write_submission(outdir: str | os.PathLike[str], results: Sequence[PointResu
                      contour: Contour | None, *, parameters: Sequence[str] = (),
                      labels: Mapping[str, str] | None = None, description: str = "",
                      comment: str = "") -> Path:
-    """Write ``outdir/submission.yaml`` + table YAMLs (+ ``submission.tar.gz``) atomically.
+    """Write ``outdir/submission.yaml`` + table YAMLs (and ``outdir.tar.gz``) atomically.
 
     Args:
         outdir: The submission folder (replaced as a whole).
@@ -170,7 +171,9 @@ def write_submission(outdir: str | os.PathLike[str], results: Sequence[PointResu
         staged = tmp / target.name
         with contextlib.chdir(tmp):
             sub.create_files(str(staged), validate=False, remove_old=True)
-        shutil.move(str(tmp / "submission.tar.gz"), staged / "submission.tar.gz")
+        # the tarball HEPData uploads, beside the folder (inside, the validator would
+        # reject it as an unreferenced file)
+        os.replace(tmp / "submission.tar.gz", tmp / f"{target.name}.tar.gz")
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -178,6 +181,7 @@ def write_submission(outdir: str | os.PathLike[str], results: Sequence[PointResu
                 shutil.rmtree(old)
             os.replace(target, old)
         os.replace(staged, target)
+        os.replace(tmp / f"{target.name}.tar.gz", target.with_name(f"{target.name}.tar.gz"))
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

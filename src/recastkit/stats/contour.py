@@ -2,7 +2,9 @@
 
 The points of one slice (the other parameters fixed) are triangulated in coordinates scaled to
 the unit square (so that GeV ranges of different size do not skew the triangles), log CLs is
-interpolated linearly on the triangles onto a regular grid (:func:`scipy.interpolate.griddata`)
+interpolated linearly on the triangles onto a regular grid (one Delaunay triangulation,
+:class:`scipy.spatial.Delaunay` and barycentric weights; a point without CLs masks its
+triangles)
 and :mod:`contourpy` draws the lines at log(1 − CL). Outside the convex hull of the points no
 line is drawn. Observed, expected median and the expected ±1σ lines come out as lists of
 ``[x, y]`` polylines.
@@ -117,29 +119,11 @@ def _eq(a: float | str | None, b: float | str) -> bool:
     return a == b
 
 
-def _lines(xs: np.ndarray, ys: np.ndarray, cls: np.ndarray, level: float,
-           n_grid: int) -> tuple[Line, ...]:
+def _lines(grid_x: np.ndarray, grid_y: np.ndarray, z: np.ndarray, level: float
+           ) -> tuple[Line, ...]:
     import contourpy
-    from scipy.interpolate import griddata
 
-    ok = np.isfinite(cls)
-    if ok.sum() < 3:
-        return ()
-    xs, ys, cls = xs[ok], ys[ok], cls[ok]
-    x0, x1 = float(xs.min()), float(xs.max())
-    y0, y1 = float(ys.min()), float(ys.max())
-    if x1 <= x0 or y1 <= y0:
-        return ()
-    u, v = (xs - x0) / (x1 - x0), (ys - y0) / (ys.max() - y0)
-    gu, gv = np.meshgrid(np.linspace(0, 1, n_grid), np.linspace(0, 1, n_grid))
-    logc = np.log(np.clip(cls, 1e-300, None))
-    try:
-        z = griddata(np.column_stack([u, v]), logc, (gu, gv), method="linear")
-    except Exception as exc:  # qhull: collinear points
-        log.warning("contour: cannot triangulate the points (%s)", exc)
-        return ()
-    gen = contourpy.contour_generator(gu * (x1 - x0) + x0, gv * (y1 - y0) + y0,
-                                      np.ma.masked_invalid(z),
+    gen = contourpy.contour_generator(grid_x, grid_y, np.ma.masked_invalid(z),
                                       line_type=contourpy.LineType.Separate)
     out = []
     for seg in gen.lines(math.log(level)):
@@ -149,9 +133,43 @@ def _lines(xs: np.ndarray, ys: np.ndarray, cls: np.ndarray, level: float,
     return tuple(out)
 
 
+def _interpolated(xs: np.ndarray, ys: np.ndarray, fields: Sequence[np.ndarray], n_grid: int
+                  ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None:
+    """log CLs of each field, linear on one Delaunay triangulation, on a regular grid."""
+    from scipy.spatial import Delaunay, QhullError
+
+    x0, x1, y0, y1 = float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())
+    if x1 <= x0 or y1 <= y0:
+        return None
+    uv = np.column_stack([(xs - x0) / (x1 - x0), (ys - y0) / (y1 - y0)])
+    try:
+        tri = Delaunay(uv)
+    except QhullError as exc:
+        log.warning("contour: cannot triangulate the points (%s)", exc)
+        return None
+    gu, gv = np.meshgrid(np.linspace(0, 1, n_grid), np.linspace(0, 1, n_grid))
+    q = np.column_stack([gu.ravel(), gv.ravel()])
+    # locate the grid nodes once; the barycentric weights serve every field
+    simplex = tri.find_simplex(q)
+    inside = simplex >= 0
+    trans = tri.transform[simplex[inside]]
+    b2 = np.einsum("nij,nj->ni", trans[:, :2], q[inside] - trans[:, 2])
+    bary = np.column_stack([b2, 1.0 - b2.sum(axis=1)])
+    corners = tri.simplices[simplex[inside]]
+    out = []
+    for cls in fields:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logc = np.log(np.clip(cls, 1e-300, None))
+        z = np.full(len(q), np.nan)
+        # a point without CLs (NaN) masks its triangles
+        z[inside] = np.sum(bary * logc[corners], axis=1)
+        out.append(z.reshape(gu.shape))
+    return gu * (x1 - x0) + x0, gv * (y1 - y0) + y0, out
+
+
 def exclusion_contour(results: Sequence[PointResult], x: str, y: str, *,
                       fix: Mapping[str, float] | None = None, level: float = 0.05,
-                      n_grid: int = 200) -> Contour:
+                      n_grid: int = 160) -> Contour:
     """Observed and expected (median, ±1σ) exclusion lines at CLs = ``level``.
 
     Args:
@@ -172,11 +190,11 @@ def exclusion_contour(results: Sequence[PointResult], x: str, y: str, *,
     exp = np.array([r.cls_expected for r in chosen], dtype=float)
     points = tuple((float(a), float(b), float(c), float(d))
                    for a, b, c, d in zip(xs, ys, obs, exp[:, 2], strict=True))
-    return Contour(
-        x=x, y=y, fixed=fixed, level=level,
-        observed=_lines(xs, ys, obs, level, n_grid),
-        expected=_lines(xs, ys, exp[:, 2], level, n_grid),
-        expected_up=_lines(xs, ys, exp[:, 3], level, n_grid),
-        expected_down=_lines(xs, ys, exp[:, 1], level, n_grid),
-        points=points,
-    )
+    fields = [obs, exp[:, 2], exp[:, 3], exp[:, 1]]
+    grid = _interpolated(xs, ys, fields, n_grid)
+    lines: list[tuple[Line, ...]] = [(), (), (), ()]
+    if grid is not None:
+        gx, gy, zs = grid
+        lines = [_lines(gx, gy, z, level) for z in zs]
+    return Contour(x=x, y=y, fixed=fixed, level=level, observed=lines[0], expected=lines[1],
+                   expected_up=lines[2], expected_down=lines[3], points=points)
