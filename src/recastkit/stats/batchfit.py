@@ -601,7 +601,38 @@ def fit_exact(model: HFModel, n: np.ndarray, aux: np.ndarray, *, init: np.ndarra
             break
         stalls = stalls + 1 if f - f_new < 1e-12 else 0
         theta, f = new, f_new
+    if not converged and np.isfinite(f):
+        # far from the data the Gauss–Newton Hessian misses curvature and converges slowly:
+        # finish with L-BFGS-B on the exact gradient from where Newton stopped
+        theta, f, converged, message = _polish(model, n, aux, theta, free=free,
+                                               derivatives=derivatives)
     return FitResult(theta, float(f), converged, message)
+
+
+def _polish(model: HFModel, n: np.ndarray, aux: np.ndarray, theta: np.ndarray, *,
+            free: np.ndarray, derivatives: Any) -> tuple[np.ndarray, float, bool, str]:
+    from scipy.optimize import minimize
+
+    idx = np.flatnonzero(free)
+    lo, hi = model.bounds[idx, 0], model.bounds[idx, 1]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        full = theta.copy()
+        full[idx] = x
+        value = float(model.twice_nll_batch(full[None], n, aux)[0])
+        return value, derivatives(full)[0][idx]
+
+    res = minimize(fun, theta[idx], jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi,
+                                                                                 strict=True)),
+                   options={"maxiter": 3000, "ftol": 0.0, "gtol": 1e-9, "maxcor": 50})
+    full = theta.copy()
+    full[idx] = res.x
+    g = fun(res.x)[1]
+    g = np.where(((res.x <= lo) & (g > 0)) | ((res.x >= hi) & (g < 0)), 0.0, g)
+    gmax = float(np.max(np.abs(g), initial=0.0))
+    ok = bool(np.isfinite(res.fun) and gmax < 1e-4)
+    return full, float(res.fun), ok, ("converged (L-BFGS-B)" if ok
+                                      else f"not converged (|gradient| {gmax:.2g})")
 
 
 def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -671,14 +702,16 @@ class ClsCalculator:
         if mu in self._cache:
             return self._cache[mu]
         m = self.model
+        n_before = len(self.fits)
         q_obs = self._q(mu, m.observed, m.con_aux, self.free_data)
         q_a = self._q(mu, self.asimov_n, self.asimov_aux, self.free_asimov)
+        used = self.fits[:3] + self.fits[n_before:]
         with np.errstate(divide="ignore", invalid="ignore"):
             sq, sqa = np.sqrt(q_obs), np.sqrt(q_a)
             ts = sq - sqa if sq <= sqa else (q_obs - q_a) / (2.0 * sqa)
             cls_obs = float(ndtr(-(ts + sqa)) / ndtr(-ts))
             exp = [float(ndtr(-(k + sqa)) / ndtr(-k)) for k in (2, 1, 0, -1, -2)]
-        bad = sorted({f.message for f in self.fits if not f.converged})
+        bad = sorted({f.message for f in used if not f.converged})
         h = Hypotest(cls_obs, (exp[0], exp[1], exp[2], exp[3], exp[4]), not bad,
                      "; ".join(bad))
         self._cache[mu] = h
@@ -800,7 +833,7 @@ def evaluate(background: Mapping[str, Any], point: SignalPoint, settings: GridSe
     exp_lim: tuple[float, float, float, float, float] | None = None
     if settings.limits and h.converged:
         obs_lim, exp_lim = calc.limits(1.0 - settings.cl)
-    converged = h.converged and all(f.converged for f in calc.fits)
+    converged = h.converged and all(calc(x).converged for x in calc._cache)
     if not converged:
         from recastkit.stats.grid import pyhf_point
 
