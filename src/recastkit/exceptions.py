@@ -83,5 +83,10 @@ class InvalidRecordError(RecastkitError, ValueError):
     """A cross-section record with an out-of-range field (ε, k, BR, uncertainty, key)."""
 
 
+class FileAccessError(RecastkitError, OSError):
+    """A file or folder that cannot be read or written (permission denied, disk full, a
+    directory where a file is expected, a path under a file) or text that is not UTF-8."""
+
+
 class MissingDependencyError(RecastkitError, ImportError):
     """An optional dependency (e.g. dask for the dask executor) is not installed."""

@@ -107,7 +107,7 @@ def test_lookup_etags(catalog: Catalog, shared_file: Callable[[str], Path]) -> N
     assert "0.01138 pb" in text
     assert "PMGxsecDB_mc16_excerpt_345053-345058.txt:7" in text
     assert "PMGxsecDB_mc16_excerpt_345053-345058.txt:8" in text
-    assert "etag= one of e5706, e6004" in text
+    assert "--etag one of e5706, e6004" in text
     assert catalog.lookup(345058, etag="e6004").xsec.value == 0.01138
     assert catalog.lookup(345058, etag="E5706").xsec.value == 0.014299
     with pytest.raises(MissingMetadataError, match="e-tags in the catalog for it: e5706, e6004"):

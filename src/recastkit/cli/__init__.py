@@ -49,13 +49,40 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; every bad input ends as one ``Error: ...`` line and exit 2.
+
+        Library errors carry their own message. Usage errors (bad option values) are
+        flattened to one line. A stray ``OSError`` or ``UnicodeDecodeError`` (a backstop:
+        readers and writers name the file themselves) becomes one line with the file name.
+        """
         from recastkit.exceptions import RecastkitError
 
         try:
             return super().invoke(ctx)
         except RecastkitError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(2)
+            _fail(ctx, str(exc))
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            _fail(ctx, exc.format_message() + hint)
+        except UnicodeDecodeError as exc:
+            from recastkit._files import decode_error_reason
+
+            _fail(ctx, f"cannot read the input: {decode_error_reason(exc)}")
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.EPIPE:  # stdout closed early (| head): click handles it
+                raise
+            from recastkit._files import os_error_reason
+
+            where = f"{exc.filename}: " if exc.filename is not None else "file access failed: "
+            _fail(ctx, where + os_error_reason(exc))
+
+
+def _fail(ctx: click.Context, message: str) -> None:
+    """Print ``Error: message`` as one line on stderr and exit with code 2."""
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    ctx.exit(2)
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -77,6 +104,11 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     root = logging.getLogger("recastkit")
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pyhf logs failed fits with their traceback; recastkit reports them in one line, so
+    # pyhf's own records are shown only with -vv.
+    pyhf_log = logging.getLogger("pyhf")
+    pyhf_log.handlers[:] = [handler] if verbose >= 2 else [logging.NullHandler()]
+    pyhf_log.propagate = False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -88,7 +88,7 @@ def _labels(values: tuple[str, ...], x: str | None, y: str | None, x_label: str 
 
 @click.command("grid")
 @click.argument("inputs", nargs=-1, required=True, metavar="[BKGONLY.json] PATCHES")
-@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path),
               help="Output folder: points.csv/json, the resumable store points.jsonl, "
                    "contour.json/png, hepdata/. A re-run with the same folder resumes.")
 @click.option("--pattern", help="Point-name pattern giving the parameters, e.g. "

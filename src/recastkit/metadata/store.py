@@ -495,9 +495,9 @@ class Catalog:
         etags = sorted({r.etag for r in records if r.etag})
         choose = []
         if len(etags) > 1:
-            choose.append(f"etag= one of {', '.join(etags)}")
+            choose.append(f"--etag one of {', '.join(etags)}")
         choose.append(
-            "source= one of " + ", ".join(sorted({r.source.name for r in records}))
+            "--xsec-source one of " + ", ".join(sorted({r.source.name for r in records}))
         )
         msg = (
             f"{len(records)} disagreeing cross-section records for {k.text!r}{etag_text} in "

@@ -115,11 +115,9 @@ def _parse_json(text: bytes | str, where: str, what: str) -> Any:
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise StatsError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    return _parse_json(text, str(path), what)
+    from recastkit._files import read_text
+
+    return _parse_json(read_text(path, what, StatsError), str(path), what)
 
 
 def _check_workspace(doc: Any, where: str) -> dict[str, Any]:
@@ -318,6 +316,9 @@ def load_grid_source(inputs: Sequence[str]) -> GridSource:
         points.extend(pts)
     if background is None:
         raise StatsError(f"{inputs[0]}: no background-only workspace; give BKGONLY.json first")
+    from recastkit.stats.workspace_checks import check_workspace
+
+    check_workspace(background, label, integer=False)
     seen: dict[str, int] = {}
     for p in points:
         seen[p.name] = seen.get(p.name, 0) + 1

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import hist
 
+from recastkit._files import check_output_dir, output_errors
 from recastkit.exceptions import MissingObjectError, StatsError
 from recastkit.io.hists import read_hists_and_metadata, split_spec
 from recastkit.units import CrossSection, Luminosity
@@ -179,6 +180,7 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     import numpy as np
 
     from recastkit import stats
+    from recastkit.stats.inputs import validate_samples
 
     if bool(req.backgrounds) == req.mock_background:
         raise StatsError("give either background histograms or the mock background")
@@ -217,19 +219,27 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     lumi_ifb = req.lumi.ifb if req.lumi is not None else (
         float(norm["lumi_ifb"]) if norm.get("lumi_ifb") is not None else None)
 
-    signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label).rebinned(req.rebin)
+    # Every input is read and validated bin by bin before any rebinning: merging bins
+    # first could hide a negative or NaN bin, or a non-integer count, in a sum.
+    signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label)
+    read_bkgs: list[stats.BinnedSample] = []
+    for i, spec in enumerate(req.backgrounds):
+        h, _, label = load_hist(spec, "background")
+        name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
+        read_bkgs.append(stats.BinnedSample.from_hist(h, name, label))
+    data = None
+    if req.data is not None:
+        h, _, label = load_hist(req.data, "data")
+        data = stats.BinnedSample.from_hist(h, "data", label)
+    validate_samples(signal, read_bkgs, data)
+    check_output_dir(req.output, "fit output folder")
+    signal = signal.rebinned(req.rebin)
+    data = None if data is None else data.rebinned(req.rebin)
     rng = np.random.default_rng(req.seed)
     backgrounds: list[stats.BinnedSample] = []
     if req.mock_background:
         backgrounds.append(stats.mock_background(signal.edges, rng))
-    for i, spec in enumerate(req.backgrounds):
-        h, _, label = load_hist(spec, "background")
-        name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
-        backgrounds.append(stats.BinnedSample.from_hist(h, name, label).rebinned(req.rebin))
-    data = None
-    if req.data is not None:
-        h, _, label = load_hist(req.data, "data")
-        data = stats.BinnedSample.from_hist(h, "data", label).rebinned(req.rebin)
+    backgrounds += [b.rebinned(req.rebin) for b in read_bkgs]
     inputs = stats.prepare_inputs(signal, backgrounds, data, rng=rng, xsec_rel_unc=xsec_rel,
                                   lumi_rel_unc=lumi_rel)
 
@@ -253,8 +263,9 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
                                settings=settings, notes=notes, progress=progress)
     final_bound = float(result.settings["poi_bounds"][1])
     workspace = stats.build_workspace(stats.build_search_model(inputs, mu_bound=final_bound))
-    files = _write_fit_outputs(Path(req.output), workspace, result, inputs=inputs,
-                               lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb)
+    with output_errors(req.output, "fit outputs"):
+        files = _write_fit_outputs(Path(req.output), workspace, result, inputs=inputs,
+                                   lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb)
     return FitOutcome(result=result, inputs=inputs, files=files, lumi_ifb=lumi_ifb)
 
 

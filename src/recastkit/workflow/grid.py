@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recastkit._atomic import write_text_atomic
+from recastkit._files import check_output_dir, output_errors
 from recastkit._json import dumps
 from recastkit.exceptions import StatsError
 from recastkit.stats.contour import Contour, exclusion_contour
@@ -215,7 +216,9 @@ def run_grid_step(req: GridRequest, progress: GridProgress | None = None) -> Gri
     if (req.x is None) != (req.y is None):
         raise StatsError("give both --x and --y for the contour")
     out = Path(req.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out, "grid output folder")
+    with output_errors(out, "grid output folder"):
+        out.mkdir(parents=True, exist_ok=True)
     store = PointStore(out / STORE_NAME)
     n_before = len(store)
     results = run_grid(source, req.settings, store=store, executor=req.executor,
