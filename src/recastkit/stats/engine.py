@@ -327,6 +327,29 @@ def limits_of_likelihood(lh: Likelihood, *, cl: float = 0.95, test_stat: str = "
 # --------------------------------------------------------------------------- batches
 
 
+def patch_from_patchset(patchset: Any, name: str, source: str = "patchset"
+                        ) -> list[Mapping[str, Any]]:
+    """The operations of the patch ``name`` of a pyhf PatchSet document.
+
+    Raises:
+        StatsError: If ``patchset`` is not a patchset or has no patch of that name (lists
+            the first names).
+    """
+    if not isinstance(patchset, Mapping) or not isinstance(patchset.get("patches"), list):
+        raise StatsError(f"{source}: not a pyhf patchset (no 'patches' list)")
+    names = []
+    for patch in patchset["patches"]:
+        pname = str(patch.get("metadata", {}).get("name", ""))
+        if pname == name:
+            ops = patch.get("patch")
+            if not isinstance(ops, list):
+                raise StatsError(f"{source}: patch {name!r} has no 'patch' list")
+            return list(ops)
+        names.append(pname)
+    shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+    raise StatsError(f"{source}: no patch named {name!r}; {len(names)} patches: {shown}")
+
+
 def _apply(background: Mapping[str, Any], name: str, ops: Sequence[Mapping[str, Any]]
            ) -> dict[str, Any]:
     import jsonpatch
