@@ -70,8 +70,8 @@ def command(workspace: str, patches: tuple[str, ...], measurement: str | None, c
               "Expected +2σ")
     rows = [(lab, f"{v:.6g}") for lab, v in zip(labels, (res.observed, *res.expected),
                                                  strict=True)]
-    title = (f"{100 * cl:g}% CL upper limits on {lh.poi_name} ({test_stat}, {res.path} path, "
-             f"{seconds:.2f} s)")
-    echo_table(("", lh.poi_name), rows, title=title)
+    echo_table(("", lh.poi_name), rows,
+               title=f"{100 * cl:g}% CL upper limits on {lh.poi_name} ({test_stat})")
+    click.echo(f"{res.path} path, {seconds:.2f} s")
     for note in res.notes:
         click.echo(f"note: {note}")
