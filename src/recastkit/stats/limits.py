@@ -403,11 +403,10 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
         "observed_limit_method": method,
         "expected_limit_method": method,
         "cls_observed_at_limit": cls_obs_at_limit,
-        "seconds": time.perf_counter() - t0,
     }
     record.update(dict(settings or {}))
     log.info("observed limit μ < %.4g, expected %.4g (%s path, %.2f s)", lim.observed,
-             exp_mu[2], record["engine"], record["seconds"])
+             exp_mu[2], record["engine"], time.perf_counter() - t0)
     return LimitResult(
         observed_mu=lim.observed,
         expected_mu=exp_mu,
