@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -400,11 +400,12 @@ def evaluate_points(background_workspace: Mapping[str, Any],
 
     Each signal is a name and JSON Patch operations (RFC 6902) applied to
     ``background_workspace``. Points on the fast path are evaluated together, ``chunk_size``
-    at a time (memory does not grow with the number of points): the μ-independent fits,
-    the CLs at ``mu`` and the six limit curves of every point of a chunk are one vectorized
-    computation. A fast-path point that does not converge is recomputed with pyhf
-    (``status="fallback"``, ``reason``); points outside the fast path use pyhf
-    (``path="pyhf"``); a point that pyhf cannot evaluate has ``status="failed"``.
+    at a time: the μ-independent fits, the CLs at ``mu`` and the six limit curves of every
+    point of a chunk are one vectorized computation. A fast-path point that does not
+    converge is recomputed with pyhf (``status="fallback"``, ``reason``); points outside
+    the fast path use pyhf (``path="pyhf"``); a point that pyhf cannot evaluate has
+    ``status="failed"``. :func:`iter_points` yields the same results chunk by chunk (memory
+    independent of the number of points).
 
     Module-level and picklable: worker processes can call it on slices of ``signals``.
 
@@ -418,7 +419,7 @@ def evaluate_points(background_workspace: Mapping[str, Any],
         measurement: Measurement name (default: the first).
         interpcode: Interpolation code of normsys modifiers (pyhf's default code4).
         chunk_size: Points per vectorized batch.
-        progress: Called with the number of points done and the last point's name.
+        progress: Called after each chunk with the number of points done and the last name.
 
     Returns:
         One :class:`PointResult` per signal, in order.
@@ -426,17 +427,35 @@ def evaluate_points(background_workspace: Mapping[str, Any],
     Raises:
         StatsError: Invalid ``cl``, ``test_stat`` or ``mu``.
     """
+    return list(iter_points(background_workspace, signals, mu=mu, limits=limits, cl=cl,
+                            test_stat=test_stat, measurement=measurement,
+                            interpcode=interpcode, chunk_size=chunk_size, progress=progress))
+
+
+def iter_points(background_workspace: Mapping[str, Any],
+                signals: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *,
+                mu: float = 1.0, limits: bool = False, cl: float = 0.95,
+                test_stat: str = "qtilde", measurement: str | None = None,
+                interpcode: str = "code4", chunk_size: int = CHUNK_SIZE,
+                progress: Callable[[int, str], None] | None = None) -> Iterator[PointResult]:
+    """:func:`evaluate_points` as a generator: results in order, one chunk at a time.
+
+    Only one chunk of models and results is held at a time, so a caller that stores each
+    result as it comes (and a ``signals`` sequence that builds its items on access) runs
+    any number of points in constant memory.
+    """
     check_settings(cl, test_stat)
     if not (math.isfinite(mu) and mu >= 0):
         raise StatsError(f"μ must be a non-negative number, got {mu!r}")
-    out: list[PointResult | None] = [None] * len(signals)
-    done = 0
     settings: dict[str, Any] = {"mu": mu, "limits": limits, "cl": cl, "test_stat": test_stat,
                                 "measurement": measurement, "interpcode": interpcode}
     for part in chunks(len(signals), chunk_size):
+        out: dict[int, PointResult] = {}
+        names: dict[int, str] = {}
         groups: dict[Any, list[tuple[int, FastModel, dict[str, Any]]]] = {}
         for i in range(part.start, part.stop):
             name, ops = signals[i]
+            names[i] = name
             try:
                 ws = _apply(background_workspace, name, ops)
             except StatsError as exc:
@@ -451,23 +470,15 @@ def evaluate_points(background_workspace: Mapping[str, Any],
             groups.setdefault(fm.structure, []).append((i, fm, ws))
         for members in groups.values():
             batch = FastModel.stack([fm for _, fm, _ in members])
-            for i, res in zip([i for i, _, _ in members],
-                              _fast_batch(batch, [signals[i][0] for i, _, _ in members],
-                                          mu=mu, limits=limits, cl=cl, test_stat=test_stat),
-                              strict=True):
-                out[i] = res
-            for i, _, ws in members:
-                fast = out[i]
-                assert fast is not None
-                if fast.status != "converged":
-                    out[i] = pyhf_point(ws, fast.name, **settings, status="fallback",
-                                        reason=fast.reason)
-        done = part.stop
-        if progress is not None and done:
-            progress(done, signals[done - 1][0])
-    final = [r for r in out if r is not None]
-    assert len(final) == len(signals)
-    return final
+            fast = _fast_batch(batch, [names[i] for i, _, _ in members], mu=mu, limits=limits,
+                               cl=cl, test_stat=test_stat)
+            for (i, _, ws), res in zip(members, fast, strict=True):
+                out[i] = res if res.status == "converged" else pyhf_point(
+                    ws, res.name, **settings, status="fallback", reason=res.reason)
+        for i in range(part.start, part.stop):
+            yield out[i]
+        if progress is not None and part.stop > part.start:
+            progress(part.stop, names[part.stop - 1])
 
 
 def _fast_batch(batch: FastModel, names: Sequence[str], *, mu: float, limits: bool, cl: float,
