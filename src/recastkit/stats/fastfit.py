@@ -148,6 +148,7 @@ class FastModel:
     s_fixed: Arr    # [P, K] bool
     s_sigma: Arr    # [P, K] width of the Gaussian constraint (NaN: unconstrained)
     s_aux: Arr      # [P, K] observed auxiliary data (NaN: unconstrained)
+    poly: Arr | None = None  # [P, S, K, 6] code-4 coefficients (computed when None)
 
     def __post_init__(self) -> None:
         st = self.structure
@@ -160,8 +161,9 @@ class FastModel:
         kk = len(st.scalar_names)
         self.pairs = [(k, j) for k in range(kk) for j in range(k + 1, kk)
                       if bool(np.any(self.use[:, k] & self.use[:, j]))]
-        self.poly: Arr | None = None
-        if st.interpcode == "code4" and self.is_normsys.any():
+        self.others = [[i for i in range(kk) if i != k] for k in range(kk)]
+        self.others2 = {(k, j): [i for i in range(kk) if i not in (k, j)] for k, j in self.pairs}
+        if self.poly is None and st.interpcode == "code4" and self.is_normsys.any():
             self.poly = code4_coefficients(self.log_khi, self.log_klo)
 
     @property
@@ -174,7 +176,8 @@ class FastModel:
 
     def take(self, idx: Arr) -> FastModel:
         """The models at the point indices ``idx`` (repeats allowed: one per lane)."""
-        return FastModel(self.structure, **{f: getattr(self, f)[idx] for f in self._FIELDS})
+        return FastModel(self.structure, **{f: getattr(self, f)[idx] for f in self._FIELDS},
+                         poly=None if self.poly is None else self.poly[idx])
 
     @staticmethod
     def stack(models: Sequence[FastModel]) -> FastModel:
@@ -551,14 +554,13 @@ def evaluate(m: FastModel, data: Data, theta: Arr, derivs: bool = True) -> Evalu
         return ev
     # derivatives of the sample-row factors
     g_rows = np.empty_like(fac)
-    for k in range(n_k):
-        others = np.delete(fac, k, axis=2)
-        g_rows[:, :, k] = d1[:, :, k] * np.prod(others, axis=2)
     h_rows = np.zeros((n_l, n_s, n_k, n_k))
     for k in range(n_k):
-        h_rows[:, :, k, k] = d2[:, :, k] * np.prod(np.delete(fac, k, axis=2), axis=2)
+        excl = np.prod(fac[:, :, m.others[k]], axis=2)
+        g_rows[:, :, k] = d1[:, :, k] * excl
+        h_rows[:, :, k, k] = d2[:, :, k] * excl
     for k, j in m.pairs:
-        rest = np.prod(np.delete(fac, [k, j], axis=2), axis=2)
+        rest = np.prod(fac[:, :, m.others2[(k, j)]], axis=2)
         h_rows[:, :, k, j] = h_rows[:, :, j, k] = d1[:, :, k] * d1[:, :, j] * rest
     w_rows = np.where(u, gamma[:, None, :], 1.0) * m.nom     # [L, S, B]
     dnu = np.einsum("lsb,lsk->lbk", w_rows, g_rows)
