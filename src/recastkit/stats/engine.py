@@ -211,8 +211,10 @@ def pyhf_limits(lh: Likelihood, cl: float = 0.95, test_stat: str = "qtilde",
     bounds = [list(b) for b in lh.par_bounds]
     poi = lh.poi_index
     bounds[poi][1] = max(bounds[poi][1], 1000.0 * est)
+    from recastkit.stats.limits import fit_cache
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), fit_cache():
             warnings.simplefilter("ignore", RuntimeWarning)
             obs, exp = toms748_scan(
                 np.asarray(lh.data, dtype=float), lh.model, 0.5 * est, 3.0 * est,
@@ -310,11 +312,12 @@ class LikelihoodEngine:
             if bool(ok.all()):
                 return [float(x) for x in obs], [_five(row) for row in exp]
             self._fallback("a fixed-μ fit of the CLs scan")
-        from recastkit.stats.limits import _ClsCurve
+        from recastkit.stats.limits import _ClsCurve, fit_cache
 
         curve = _ClsCurve(self.lh, self.test_stat, workers, progress)
-        curve.many(mu.tolist())
-        values = [curve(float(m)) for m in mu]
+        with fit_cache():
+            curve.many(mu.tolist())
+            values = [curve(float(m)) for m in mu]
         return [v[0] for v in values], [_five(v[1]) for v in values]
 
 
@@ -350,12 +353,14 @@ def patch_from_patchset(patchset: Any, name: str, source: str = "patchset"
     raise StatsError(f"{source}: no patch named {name!r}; {len(names)} patches: {shown}")
 
 
-def _apply(background: Mapping[str, Any], name: str, ops: Sequence[Mapping[str, Any]]
-           ) -> dict[str, Any]:
+def _apply(background: Mapping[str, Any], name: str,
+           ops: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, Any]:
     import jsonpatch
 
+    # a pyhf patch {"metadata": ..., "patch": [...]} or the operations themselves
+    operations: Any = ops.get("patch", ops) if isinstance(ops, Mapping) else ops
     try:
-        out: dict[str, Any] = jsonpatch.apply_patch(dict(background), list(ops))
+        out: dict[str, Any] = jsonpatch.apply_patch(dict(background), list(operations))
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError,
             KeyError, ValueError) as exc:
         raise StatsError(f"{name}: the patch does not apply to the workspace ({exc})") from None
