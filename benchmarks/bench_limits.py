@@ -249,6 +249,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="fewer pyhf reference points and smaller memory grids")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     with tempfile.TemporaryDirectory() as tmp:
         lh20, lh100 = demo_likelihoods(Path(tmp))
     bench_demo(lh20, args.quick)
