@@ -470,7 +470,7 @@ class Evaluation:
     hess: Arr | None = None  # [L, K, K]
 
 
-def _scalar_factors(m: FastModel, theta: Arr, derivs: bool) -> tuple[Arr, Arr, Arr]:
+def _scalar_factors(m: FastModel, theta: Arr) -> tuple[Arr, Arr, Arr]:
     """Per sample row and scalar parameter: factor, first and second derivative."""
     n_l, n_k = theta.shape
     n_s = m.nom.shape[1]
@@ -502,7 +502,6 @@ def _scalar_factors(m: FastModel, theta: Arr, derivs: bool) -> tuple[Arr, Arr, A
             used = m.use[:, k]
             fac[:, used, k] = t
             d1[:, used, k] = 1.0
-    del derivs
     return fac, d1, d2
 
 
@@ -511,7 +510,7 @@ def evaluate(m: FastModel, data: Data, theta: Arr, derivs: bool = True) -> Evalu
 
     ``m`` and ``data`` have one entry per lane (see :meth:`FastModel.take`).
     """
-    fac, d1, d2 = _scalar_factors(m, theta, derivs)
+    fac, d1, d2 = _scalar_factors(m, theta)
     n_l, n_s, n_k = fac.shape
     big_f = np.prod(fac, axis=2)                      # [L, S]
     nom_f = m.nom * big_f[:, :, None]                 # [L, S, B]
@@ -593,7 +592,7 @@ def logpdf(m: FastModel, data: Data, theta: Arr, gamma: Arr) -> Arr:
         theta: Scalar parameters [L, K].
         gamma: Per-bin factors [L, B] (ignored in bins without γ).
     """
-    fac, _, _ = _scalar_factors(m, theta, False)
+    fac, _, _ = _scalar_factors(m, theta)
     nom_f = m.nom * np.prod(fac, axis=2)[:, :, None]
     kind = m.gkind[None]
     gam = np.where(kind == _NONE, 1.0, gamma)
