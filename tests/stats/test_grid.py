@@ -143,3 +143,40 @@ def test_unsupported_model_falls_back_to_pyhf(synthetic_grid: Path,
         run_grid(source, GridSettings(), executor="threads")
     with pytest.raises(StatsError, match="valid: auto, pyhf-path, pyhf"):
         GridSettings(engine="fast")
+
+
+def test_fast_path_models_use_the_limit_engine() -> None:
+    """Models like those ``recastkit fit`` builds go to stats.engine, vectorized; same CLs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from gridfactory import synthetic_grid_workspace
+    from recastkit.stats import engine
+    from recastkit.stats.gridinputs import GridSource, _point, digest
+
+    bkg, patches = synthetic_grid_workspace([(300, 100), (400, 100), (500, 100)])
+
+    def no_histosys(doc: object) -> object:
+        if isinstance(doc, dict):
+            if doc.get("type") == "histosys":
+                return None
+            return {k: no_histosys(v) for k, v in doc.items()}
+        if isinstance(doc, list):
+            return [x for x in (no_histosys(v) for v in doc) if x is not None]
+        return doc
+
+    bkg2 = no_histosys(bkg)
+    assert isinstance(bkg2, dict)
+    points = tuple(_point(n, no_histosys(p), n, {"m1": float(n.split("_")[1])})
+                   for n, p in patches.items())
+    assert engine.supports_fast_path(batchfit.apply_ops(bkg2, points[0].patch))
+    source = GridSource(bkg2, digest(bkg2), points, "memory")
+    via_engine = run_grid(source, GridSettings())
+    assert grid._on_engine_fast_path(source, 0, GridSettings())
+    for a, p in zip(via_engine, points, strict=True):
+        assert a.parameters == p.parameters
+        assert a.status == "converged"
+        b = batchfit.ClsCalculator(batchfit.compile_workspace(
+            batchfit.apply_ops(bkg2, p.patch)))(1.0)  # converged fits
+        assert a.cls_observed == pytest.approx(b.cls_observed, rel=1e-5)
+        assert a.cls_expected == pytest.approx(b.cls_expected, rel=1e-5)

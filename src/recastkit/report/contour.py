@@ -41,6 +41,8 @@ def plot_contour(path: str | os.PathLike[str], contour: Contour, *,
 
     labels = dict(labels or {})
     plt.style.use(mplhep.style.ATLAS)
+    # glyph fallback for labels like m(b̃₁): the ATLAS font has no sub/superscript digits
+    plt.rcParams["font.sans-serif"] = [*plt.rcParams["font.sans-serif"], "DejaVu Sans"]
     fig, ax = plt.subplots(figsize=(8, 6.5))
     try:
         pts = contour.points

@@ -298,6 +298,19 @@ def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | 
         if progress is not None:
             progress(done, total, r.name)
 
+    if todo and _on_engine_fast_path(source, todo[0], settings):
+        # models recastkit fit builds: h9limit's engine, vectorized across a chunk of points
+        chunks = [todo[k:k + ENGINE_CHUNK] for k in range(0, len(todo), ENGINE_CHUNK)]
+        n_workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+        if executor == "iterative" or n_workers == 1 or executor == "dask":
+            for chunk in chunks:
+                for i, r in zip(chunk, engine_chunk(source.background,
+                                                    [source.points[i] for i in chunk],
+                                                    settings), strict=True):
+                    finish(i, r)
+        else:
+            _run_engine_processes(source, settings, chunks, n_workers, finish)
+        todo = []
     if todo:
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         if executor == "iterative" or (executor == "processes" and n_workers == 1):
@@ -310,6 +323,52 @@ def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | 
             _run_dask(source, settings, todo, scheduler=scheduler, workers=workers,
                       finish=finish)
     return [results[i] for i in range(total)]
+
+
+#: Points per call of the fast limit engine (one vectorized batch).
+ENGINE_CHUNK = 64
+
+
+def _on_engine_fast_path(source: GridSource, index: int, settings: GridSettings) -> bool:
+    """Whether the grid's model is one the fast limit engine (``stats.engine``) handles."""
+    if settings.engine != "auto":
+        return False
+    try:
+        from recastkit.stats import engine
+        from recastkit.stats.batchfit import Unsupported, apply_ops
+
+        ws = apply_ops(source.background, source.points[index].patch)
+    except (ImportError, Unsupported):
+        return False
+    return bool(engine.supports_fast_path(ws))
+
+
+def engine_chunk(background: Mapping[str, Any], points: Sequence[SignalPoint],
+                 settings: GridSettings) -> list[PointResult]:
+    """Evaluate ``points`` with the fast limit engine in one vectorized call."""
+    from recastkit.stats import engine
+
+    results = engine.evaluate_points(
+        background, [(p.name, list(p.patch)) for p in points], mu=settings.mu,
+        limits=settings.limits, cl=settings.cl, test_stat=settings.test_stat)
+    return [dataclasses.replace(r, parameters=dict(p.parameters))
+            for r, p in zip(results, points, strict=True)]
+
+
+def _run_engine_processes(source: GridSource, settings: GridSettings,
+                          chunks: Sequence[Sequence[int]], n_workers: int,
+                          finish: Callable[[int, PointResult], None]) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
+    bkg = dict(source.background)
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+        futures = {pool.submit(engine_chunk, bkg, [source.points[i] for i in chunk],
+                               settings): chunk for chunk in chunks}
+        for fut in as_completed(futures):
+            for i, r in zip(futures[fut], fut.result(), strict=True):
+                finish(i, r)
 
 
 def _run_processes(source: GridSource, settings: GridSettings, todo: Sequence[int],
