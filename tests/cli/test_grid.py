@@ -91,3 +91,40 @@ def test_bad_inputs_exit_2(shared_file: Callable[[str], Path], synthetic_grid: P
     result = runner.invoke(main, ["grid", str(synthetic_grid), "--fix", "m3"])
     assert result.exit_code == 2
     assert "expected NAME=NUMBER" in result.stderr
+
+
+def test_signal_histograms_over_one_background(tmp_path: Path) -> None:
+    """Several scaled signals of recastkit runs, one background and data: recastkit fit's model."""
+    import hist
+    import numpy as np
+
+    from recastkit.io.hists import write_hists
+
+    def h(values: list[float]) -> hist.Hist:
+        out = hist.Hist.new.Regular(4, 0, 400, name="mjj").Weight()
+        out.view().value = np.array(values)
+        out.view().variance = np.array(values) * 0.05
+        return out
+
+    bkg = tmp_path / "bkg.json"
+    write_hists(bkg, {"h": h([100.0, 60.0, 30.0, 10.0])})
+    data = tmp_path / "data.json"
+    write_hists(data, {"h": h([104.0, 57.0, 33.0, 11.0])})
+    signals = []
+    for k, scale in enumerate((2.0, 8.0, 20.0)):
+        path = tmp_path / f"sig_{k}.json"
+        write_hists(path, {"h": h([0.5 * scale, 1.0 * scale, 1.5 * scale, 1.0 * scale])})
+        signals.append(str(path))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "grid", "--signal-hists", *signals, "--background", str(bkg), "--data", str(data),
+        "--executor", "iterative", "--no-hepdata", "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout)["points"]
+    assert [p["name"] for p in points] == ["sig_0", "sig_1", "sig_2"]
+    cls = [p["cls_observed"] for p in points]
+    assert cls[0] > cls[1] > cls[2]
+    assert all(p["status"] == "converged" for p in points)
+    bad = CliRunner().invoke(main, ["grid", "--signal-hists", *signals, "--data", str(data)])
+    assert bad.exit_code == 2
+    assert "--mock-background" in bad.stderr

@@ -124,7 +124,19 @@ def _labels(values: tuple[str, ...], x: str | None, y: str | None, x_label: str 
 @click.option("--scheduler-address", help="Dask scheduler (default: a LocalCluster).")
 @click.option("--cross-check", type=click.IntRange(min=0), default=0, show_default=True,
               help="Recompute N random points with plain pyhf; print the worst deviation.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --cross-check.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --cross-check (and of the mock background / toy data).")
+@click.option("--signal-hists", is_flag=True,
+              help="INPUTS are scaled signal histograms S.root[:HIST] of recastkit runs; the "
+                   "model is recastkit fit's, over --background (or --mock-background) and "
+                   "--data (or --toy-data).")
+@click.option("--background", "background_specs", multiple=True, metavar="B.root[:HIST]",
+              help="Background histogram (repeatable), with --signal-hists.")
+@click.option("--mock-background", is_flag=True, help="The tutorial's mock background.")
+@click.option("--data", "data_spec", metavar="D.root[:HIST]", help="Observed data histogram.")
+@click.option("--toy-data", is_flag=True, help="Poisson toy data from the background.")
+@click.option("--rebin", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Merge this many adjacent bins (with --signal-hists).")
 @click.option("--no-hepdata", is_flag=True, help="Do not write the HEPData submission.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def command(inputs: tuple[str, ...], output_dir: Path | None, pattern: str | None,
@@ -132,12 +144,15 @@ def command(inputs: tuple[str, ...], output_dir: Path | None, pattern: str | Non
             fix: tuple[str, ...], x_label: str | None, y_label: str | None,
             label: tuple[str, ...], mu: float, limits: bool, cl: float, test_stat: str,
             engine: str, executor: str, workers: int | None, scheduler_address: str | None,
-            cross_check: int, seed: int, no_hepdata: bool, as_json: bool) -> None:
+            cross_check: int, seed: int, signal_hists: bool,
+            background_specs: tuple[str, ...], mock_background: bool, data_spec: str | None,
+            toy_data: bool, rebin: int, no_hepdata: bool, as_json: bool) -> None:
     """Evaluate a background-only workspace with every signal patch (a signal grid).
 
     PATCHES is a folder of patch.*.json (with its BkgOnly.json when BKGONLY.json is not
     given), a pyhf patchset.json, patch files, or the HEPData archive ARCHIVE.tar.gz[:REGION]
-    (read without unpacking; BKGONLY.json then comes from the archive).
+    (read without unpacking; BKGONLY.json then comes from the archive). With --signal-hists,
+    INPUTS are scaled signal histograms over one background and data (recastkit fit's model).
 
     \b
     Example (ATLAS SUSY-2018-31, HEPData):
@@ -149,9 +164,19 @@ def command(inputs: tuple[str, ...], output_dir: Path | None, pattern: str | Non
 
     from recastkit.cli._common import echo_table
     from recastkit.stats.grid import GridSettings
-    from recastkit.workflow.grid import GridRequest, run_grid_step, table_json
+    from recastkit.workflow.grid import (
+        GridRequest,
+        run_grid_step,
+        source_from_histograms,
+        table_json,
+    )
 
     settings = GridSettings(mu=mu, test_stat=test_stat, limits=limits, cl=cl, engine=engine)
+    source = None
+    if signal_hists:
+        source = source_from_histograms(inputs, backgrounds=background_specs,
+                                        mock_background=mock_background, data=data_spec,
+                                        toy_data=toy_data, seed=seed, rebin=rebin)
     tmp = None
     if output_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="recastkit-grid-")
@@ -161,7 +186,8 @@ def command(inputs: tuple[str, ...], output_dir: Path | None, pattern: str | Non
             settings=settings, pattern=pattern, select=select, limit_points=limit_points,
             x=x, y=y, fix=_fix(fix), labels=_labels(label, x, y, x_label, y_label),
             executor=executor, workers=workers, scheduler=scheduler_address,
-            cross_check=cross_check, seed=seed, hepdata=not no_hepdata and tmp is None)
+            cross_check=cross_check, seed=seed, hepdata=not no_hepdata and tmp is None,
+            source=source)
         with _progress() as progress:
             outcome = run_grid_step(req, progress=progress)
     finally:

@@ -59,6 +59,8 @@ class GridRequest:
         cross_check: Recompute this many random points with plain pyhf.
         seed: Seed of the cross-check's choice.
         hepdata: Write the HEPData submission.
+        source: An already built source (e.g. :func:`source_from_histograms`); ``inputs``
+            is then ignored.
     """
 
     inputs: tuple[str, ...]
@@ -77,6 +79,7 @@ class GridRequest:
     cross_check: int = 0
     seed: int = 0
     hepdata: bool = True
+    source: GridSource | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def run_grid_step(req: GridRequest, progress: GridProgress | None = None) -> Gri
             point is computed where possible.
     """
     t0 = time.perf_counter()
-    source = load_grid_source(req.inputs)
+    source = req.source if req.source is not None else load_grid_source(req.inputs)
     source = source.selected(req.select, req.limit_points)
     source = with_parameters(source, req.pattern)
     if not source.points:
@@ -253,3 +256,73 @@ def run_grid_step(req: GridRequest, progress: GridProgress | None = None) -> Gri
         check = cross_check(source, results, req.settings, req.cross_check, req.seed)
     return GridOutcome(source.label, tuple(results), files, time.perf_counter() - t0, reused,
                        contour, check)
+
+
+def source_from_histograms(signals: Sequence[str], *, backgrounds: Sequence[str] = (),
+                           mock_background: bool = False, data: str | None = None,
+                           toy_data: bool = False, seed: int = 42, rebin: int = 1,
+                           xsec_rel_unc: tuple[float, float] | None = None,
+                           lumi_rel_unc: float | None = None) -> GridSource:
+    """A grid from scaled signal histograms of recastkit runs over one background and data.
+
+    Each signal histogram (``path[:HIST]``, the output of ``recastkit scale``) becomes the
+    model ``recastkit fit`` builds with the same backgrounds and data; the first model is
+    the grid's base workspace and every point is the JSON Patch from it to its own model
+    (``jsonpatch.make_patch``), so the runner, the store and the engines treat these points
+    as any published grid. Point names are the files' stems.
+
+    Raises:
+        StatsError: For a missing or unreadable histogram, different binnings, or an
+            inconsistent background/data choice (as ``recastkit fit``).
+    """
+    import jsonpatch
+    import numpy as np
+
+    from recastkit import stats
+    from recastkit.stats.gridinputs import SignalPoint, digest
+    from recastkit.stats.inputs import validate_samples
+    from recastkit.workflow.fit import load_hist
+
+    if not signals:
+        raise StatsError("give at least one signal histogram")
+    if bool(backgrounds) == mock_background:
+        raise StatsError("give either background histograms (--background) or "
+                         "--mock-background")
+    if (data is not None) == toy_data:
+        raise StatsError("give either a data histogram (--data) or --toy-data")
+    read_bkgs = []
+    for i, spec in enumerate(backgrounds):
+        h, _, label = load_hist(spec, "background")
+        name = "background" if len(backgrounds) == 1 else f"background_{i + 1}"
+        read_bkgs.append(stats.BinnedSample.from_hist(h, name, label))
+    observed = None
+    if data is not None:
+        h, _, label = load_hist(data, "data")
+        observed = stats.BinnedSample.from_hist(h, "data", label)
+    workspaces: list[tuple[str, dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for spec in signals:
+        h, _, label = load_hist(spec, "signal")
+        signal = stats.BinnedSample.from_hist(h, "signal", label)
+        validate_samples(signal, read_bkgs, observed)
+        rng = np.random.default_rng(seed)  # the same mock background and toys for every point
+        bkgs = [stats.mock_background(signal.rebinned(rebin).edges, rng)] if mock_background \
+            else []
+        bkgs += [b.rebinned(rebin) for b in read_bkgs]
+        inputs = stats.prepare_inputs(signal.rebinned(rebin), bkgs,
+                                      None if observed is None else observed.rebinned(rebin),
+                                      rng=rng, xsec_rel_unc=xsec_rel_unc,
+                                      lumi_rel_unc=lumi_rel_unc)
+        name = Path(spec.split(":")[0] if ":" in spec and not Path(spec).exists()
+                    else spec).stem
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}_{seen[name]}"
+        workspaces.append((name, stats.build_workspace(stats.build_search_model(inputs))))
+    base = workspaces[0][1]
+    points = []
+    for name, ws in workspaces:
+        ops = jsonpatch.make_patch(base, ws).patch
+        points.append(SignalPoint(name, tuple(ops), digest(ops)))
+    label = f"{len(signals)} signal histograms over {', '.join(backgrounds) or 'mock'}"
+    return GridSource(base, digest(base), tuple(points), label)
