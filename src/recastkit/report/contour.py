@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,19 @@ if TYPE_CHECKING:
     from recastkit.stats.contour import Contour
 
 log = logging.getLogger(__name__)
+
+
+_SUB = str.maketrans("₀₁₂₃₄₅₆₇₈₉₊₋", "0123456789+-")
+_SUP = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+
+
+def _mathtext(label: str) -> str:
+    """Unicode sub/superscripts (``m(χ̃₂⁰)``) as mathtext: the ATLAS font lacks the glyphs."""
+    def repl(m: re.Match[str]) -> str:
+        sub, sup = m.group(1).translate(_SUB), m.group(2).translate(_SUP)
+        return "$" + (f"_{{{sub}}}" if sub else "") + (f"^{{{sup}}}" if sup else "") + "$"
+
+    return re.sub(r"([₀-₉₊₋]*)([⁰¹²³⁴-⁹⁺⁻]*)", lambda m: repl(m) if m.group() else "", label)
 
 
 def write_contour_json(path: str | os.PathLike[str], contour: Contour) -> Path:
@@ -41,8 +55,6 @@ def plot_contour(path: str | os.PathLike[str], contour: Contour, *,
 
     labels = dict(labels or {})
     plt.style.use(mplhep.style.ATLAS)
-    # glyph fallback for labels like m(b̃₁): the ATLAS font has no sub/superscript digits
-    plt.rcParams["font.sans-serif"] = [*plt.rcParams["font.sans-serif"], "DejaVu Sans"]
     fig, ax = plt.subplots(figsize=(8, 6.5))
     try:
         pts = contour.points
@@ -72,8 +84,8 @@ def plot_contour(path: str | os.PathLike[str], contour: Contour, *,
                 xs = [p[0] for p in line]
                 ys = [p[1] for p in line]
                 ax.plot(xs, ys, label=names[attr] if k == 0 else None, **style)
-        ax.set_xlabel(labels.get(contour.x, contour.x))
-        ax.set_ylabel(labels.get(contour.y, contour.y))
+        ax.set_xlabel(_mathtext(labels.get(contour.x, contour.x)))
+        ax.set_ylabel(_mathtext(labels.get(contour.y, contour.y)))
         fixed = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                           for k, v in contour.fixed.items())
         text = f"CLs = {contour.level:g}" + (f", {fixed}" if fixed else "")
