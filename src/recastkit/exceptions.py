@@ -51,6 +51,10 @@ class CatalogError(RecastkitError, RuntimeError):
     """The metadata catalog database cannot be opened or written."""
 
 
+class MissingCatalogError(CatalogError, MissingMetadataError):
+    """A look-up in a catalog file that does not exist (the message says how to create it)."""
+
+
 class RootFileError(RecastkitError, OSError):
     """A file that does not exist, is not ROOT, or is truncated."""
 

@@ -2,11 +2,13 @@
 
 Subcommands live in their own modules and are imported only when invoked, so ``--help`` is
 instant. Library errors (:class:`recastkit.exceptions.RecastkitError`) become one line on
-stderr and exit code 2, never a traceback. Nothing in the library imports this package.
+stderr and exit code 2, never a traceback; Ctrl-C becomes one line ("Interrupted: ...") and
+exit code 130 (128 + SIGINT). Nothing in the library imports this package.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -15,6 +17,9 @@ from typing import Any
 import click
 
 from recastkit import __version__
+
+#: Exit code after Ctrl-C: 128 + SIGINT, the shell convention.
+EXIT_INTERRUPTED = 130
 
 #: Subcommand name -> "module:attribute" (imported lazily).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +33,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "limit": ("recastkit.cli.limit", "Upper limits on μ of any pyhf workspace (root finding)."),
     "grid": ("recastkit.cli.grid", "CLs over the signal points of a published likelihood."),
     "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
+    "export": ("recastkit.cli.export",
+               "Export an analysis spec to yadage/REANA and recast-atlas."),
+    "run": ("recastkit.cli.run", "Run an analysis spec (select → scale → fit), cached by step."),
+    "reinterpret": ("recastkit.cli.reinterpret",
+                    "Re-run an analysis spec with new signal samples."),
+    "provenance": ("recastkit.cli.provenance", "Show where every number of a run came from."),
 }
 
 
@@ -62,6 +73,15 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RecastkitError as exc:
             _fail(ctx, str(exc))
+        except KeyboardInterrupt:
+            # Ctrl-C: the library has already stopped its workers and removed its temporary
+            # files on the way up; one line and the shell's convention 128 + SIGINT.
+            click.echo("Interrupted: stopped by Ctrl-C (SIGINT); outputs not finished were "
+                       "not written", err=True)
+            # Exit promptly: the interpreter's final garbage collections over the large heap
+            # of numba/awkward objects take ~1 s (more on a loaded machine); nothing needs them.
+            gc.freeze()
+            ctx.exit(EXIT_INTERRUPTED)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
             _fail(ctx, exc.format_message() + hint)

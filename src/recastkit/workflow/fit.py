@@ -50,12 +50,14 @@ class FitRequest:
         lumi: Luminosity for the plot label (default: from the ledger).
         mu_max: Upper end of the μ scan (None: automatic).
         n_points: Number of scan points.
+        cl: Confidence level of the upper limits (0.95: where CLs = 0.05).
         test_stat: ``"qtilde"`` or ``"q"``.
         rebin: Merge this many adjacent bins of every input first.
         significance: Also compute the discovery significance.
         workers: Processes for the CLs scan (numpy backend only).
         backend: pyhf tensor backend: ``numpy`` (default) or ``jax`` (exact gradients,
             much faster for models with many bins; ``pip install recastkit[jax]``).
+        plots: Render ``hists.png`` and ``limit.png`` (default True).
     """
 
     signal: str
@@ -71,11 +73,13 @@ class FitRequest:
     lumi: Luminosity | None = None
     mu_max: float | None = None
     n_points: int = 41
+    cl: float = 0.95
     test_stat: str = "qtilde"
     rebin: int = 1
     significance: bool = False
     workers: int = 1
     backend: str = "numpy"
+    plots: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,8 @@ def _from_ledger(norm: Mapping[str, Any], key: str, label: str, what: str) -> fl
 
 def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
                        inputs: SearchInputs, lumi_ifb: float | None,
-                       xsec_ref_fb: float | None) -> tuple[Path, ...]:
-    """Render all four files into a staging folder, then move each into ``outdir``.
+                       xsec_ref_fb: float | None, plots: bool = True) -> tuple[Path, ...]:
+    """Render all four files (two without ``plots``) into a staging folder, then move each.
 
     A failure while rendering leaves ``outdir`` untouched; each final move is atomic.
     """
@@ -146,12 +150,15 @@ def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: Limit
 
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.staging-", dir=outdir.parent))
-    names = ("workspace.json", "limit.json", "hists.png", "limit.png")
+    names: tuple[str, ...] = ("workspace.json", "limit.json")
+    if plots:
+        names += ("hists.png", "limit.png")
     try:
         (staging / "workspace.json").write_text(dumps(workspace), encoding="utf-8")
         result.write_json(staging / "limit.json")
-        plot_hists(inputs, staging / "hists.png", lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
-        plot_limit(result, staging / "limit.png", lumi_ifb=lumi_ifb)
+        if plots:
+            plot_hists(inputs, staging / "hists.png", lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
+            plot_limit(result, staging / "limit.png", lumi_ifb=lumi_ifb)
         outdir.mkdir(parents=True, exist_ok=True)
         for name in names:
             os.replace(staging / name, outdir / name)
@@ -258,14 +265,15 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
         "rebin": req.rebin,
     }
     result = stats.upper_limit(lh, mu_max=req.mu_max, n_points=req.n_points,
-                               test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
+                               cl=req.cl, test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
                                significance=req.significance, workers=req.workers,
                                settings=settings, notes=notes, progress=progress)
     final_bound = float(result.settings["poi_bounds"][1])
     workspace = stats.build_workspace(stats.build_search_model(inputs, mu_bound=final_bound))
     with output_errors(req.output, "fit outputs"):
         files = _write_fit_outputs(Path(req.output), workspace, result, inputs=inputs,
-                                   lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb)
+                                   lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb,
+                                   plots=req.plots)
     return FitOutcome(result=result, inputs=inputs, files=files, lumi_ifb=lumi_ifb)
 
 
