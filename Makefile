@@ -18,9 +18,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-## demo: install and run the end-to-end chain (select -> scale -> fit) on generated example data
+## demo: install and run the example analysis (examples/demo/analysis.yml: select -> scale -> fit, cached by step)
 demo: $(VENV)/.installed
-	$(BIN)/recastkit demo -o $(DEMO_OUT)
+	$(BIN)/recastkit run examples/demo/analysis.yml -o $(DEMO_OUT)
 
 ## test: install with test extras, lint, type-check and run the test suite
 test: $(VENV)/.installed-test

@@ -15,7 +15,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "recastkit"
 
 LAYERS: dict[str, int] = {
-    "exceptions": 0, "units": 0, "config": 0, "_atomic": 0, "_json": 0, "schemas": 0, "": 0,
+    "exceptions": 0, "units": 0, "config": 0, "_atomic": 0, "_json": 0, "_files": 0,
+    "_workers": 0,
+    "schemas": 0, "": 0,
     "datasets": 1,
     "lumi": 2,
     "metadata": 3,

@@ -110,3 +110,27 @@ def test_scale_hist_needs_weight_storage() -> None:
     h = hist.Hist.new.Reg(2, 0, 2).Double()
     with pytest.raises(ScalingError, match="Weight storage"):
         scale_hist(h, 2.0)
+
+
+def test_check_scalable_names_the_bin_of_a_2d_histogram() -> None:
+    from recastkit.scaling import check_scalable
+
+    h = hist.Hist.new.Reg(2, 0, 2, name="x").Var([0, 10, 30], name="y").Weight()
+    view = h.view()
+    view.value = [[1.0, 2.0], [3.0, 4.0]]
+    view.variance = [[1.0, 2.0], [3.0, -4.0]]
+    with pytest.raises(ScalingError, match=r"f\.root:h2: bin variances must be finite and ≥ 0; "
+                                           r"got bin \(1 \[1, 2\), 1 \[10, 30\)\): -4\.0"):
+        check_scalable(h, "f.root:h2")
+
+
+def test_check_scalable_allows_negative_contents_and_names_underflow() -> None:
+    from recastkit.scaling import check_scalable
+
+    h = hist.Hist(hist.axis.Regular(2, 0, 1), storage=hist.storage.Weight())
+    h.view().value = [-1.5, 2.0]  # negative generator weights are valid contents
+    h.view().variance = [2.25, 4.0]
+    check_scalable(h, "h")
+    h.view(flow=True)[0] = (float("inf"), 1.0)
+    with pytest.raises(ScalingError, match="bin contents must be finite; got underflow: inf"):
+        check_scalable(h, "h")

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from recastkit._files import read_text
 from recastkit.exceptions import ConfigError
 
 
@@ -70,12 +71,9 @@ def load_yaml(path: str | Path, schema_name: str) -> dict[str, Any]:
         ConfigError: If the file is missing, is not valid YAML, or fails validation.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    text = read_text(path, "configuration file", ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     return validate({} if data is None else data, schema_name, source=str(path))

@@ -51,6 +51,10 @@ class CatalogError(RecastkitError, RuntimeError):
     """The metadata catalog database cannot be opened or written."""
 
 
+class MissingCatalogError(CatalogError, MissingMetadataError):
+    """A look-up in a catalog file that does not exist (the message says how to create it)."""
+
+
 class RootFileError(RecastkitError, OSError):
     """A file that does not exist, is not ROOT, or is truncated."""
 
@@ -81,6 +85,11 @@ class StatsError(RecastkitError, ValueError):
 
 class InvalidRecordError(RecastkitError, ValueError):
     """A cross-section record with an out-of-range field (ε, k, BR, uncertainty, key)."""
+
+
+class FileAccessError(RecastkitError, OSError):
+    """A file or folder that cannot be read or written (permission denied, disk full, a
+    directory where a file is expected, a path under a file) or text that is not UTF-8."""
 
 
 class MissingDependencyError(RecastkitError, ImportError):

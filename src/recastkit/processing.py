@@ -13,7 +13,9 @@ Executors (:data:`EXECUTORS`):
 - ``iterative``: one process, in order; a background thread reads the next chunk while the
   GIL-free kernel fills the current one (``read_ahead=False`` for a single thread).
 - ``processes`` (default): a :class:`concurrent.futures.ProcessPoolExecutor` over all cores
-  (or ``workers``).
+  (or ``workers``). Its workers ignore SIGINT and die with the main process (Linux
+  ``PR_SET_PDEATHSIG`` plus a parent watchdog); on Ctrl-C or any error the main process
+  terminates them at once, busy or not (:mod:`recastkit._workers`).
 - ``dask``: ``dask.distributed``; ``scheduler="tcp://HOST:PORT"`` connects to a running
   scheduler, ``"local"`` (default) starts a :class:`distributed.LocalCluster` for the run.
   Tasks lost with a dying worker are recomputed by dask; the result is unchanged.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -37,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,8 @@ from typing import Any
 import hist
 
 from recastkit import __version__, exceptions
+from recastkit._atomic import atomic_paths
+from recastkit._workers import init_worker, terminate_pool
 from recastkit.exceptions import (
     MissingDependencyError,
     RecastkitError,
@@ -379,16 +385,38 @@ def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback |
 
 def _processes(tasks: Sequence[_Task], workers: int | None, progress: _Progress,
                callback: Callback | None) -> list[_Outcome]:
+    """Run the tasks on a process pool whose workers die with this process.
+
+    Workers ignore SIGINT and get SIGKILL when this process dies (:mod:`recastkit._workers`).
+    On any exception here (Ctrl-C's ``KeyboardInterrupt`` included) the pool is terminated
+    at once, busy workers too, before the exception propagates.
+    """
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     warm_up()  # compile once in the parent; forked workers inherit the machine code
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if fork else None)
     out: list[_Outcome] = []
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init_worker,
+                               initargs=(os.getpid() if fork else None,))
+    try:
         futures = [pool.submit(_run_task, t) for t in tasks]
         for fut in as_completed(futures):
-            out.append(fut.result())
+            try:
+                out.append(fut.result())
+            except BrokenProcessPool:
+                msg = (
+                    f"a worker process of the processes executor died while processing "
+                    f"{len(tasks)} work units (killed, or out of memory?); retry with fewer "
+                    "--workers, a smaller --chunk-size or --executor iterative"
+                )
+                raise SelectionError(msg) from None
             progress.advance()
             if callback is not None:
                 callback(progress.done, progress.total)
+    except BaseException:
+        terminate_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return out
 
 
@@ -594,7 +622,9 @@ def run_selection(
 def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write the histograms and metadata to ``path`` (ROOT TH1D) and its ``.json`` twin.
 
-    Both files are written atomically with :func:`recastkit.io.hists.write_hists`.
+    The two files are replaced together or not at all (:func:`recastkit._atomic.atomic_paths`):
+    both are written to temporary files first, and a failure at any point (even while renaming)
+    leaves the previous pair, or nothing, in place.
 
     Returns:
         ``(root path, json path)``.
@@ -604,6 +634,7 @@ def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tu
         raise SelectionError(f"{root_path}: the output file must end in .root")
     json_path = root_path.with_suffix(".json")
     meta = result.metadata()
-    write_hists(root_path, result.histograms, meta)
-    write_hists(json_path, result.histograms, meta)
+    with atomic_paths(root_path, json_path) as (tmp_root, tmp_json):
+        write_hists(tmp_root, result.histograms, meta)
+        write_hists(tmp_json, result.histograms, meta)
     return root_path, json_path

@@ -206,6 +206,60 @@ def scale_arrays(
     return out_values, out_var
 
 
+def _bin_label(h: hist.Hist, index: tuple[int, ...]) -> str:
+    """``bin 3 [100, 200)``, ``underflow``, or ``bin (2, overflow)`` for a flow-view index."""
+    parts = []
+    for axis, raw in zip(h.axes, index, strict=True):
+        i = raw - (1 if axis.traits.underflow else 0)
+        if i < 0:
+            parts.append("underflow")
+        elif i >= axis.size:
+            parts.append("overflow")
+        else:
+            try:
+                lo, hi = axis.bin(i)
+                parts.append(f"{i} [{lo:g}, {hi:g})")
+            except (TypeError, ValueError):
+                parts.append(str(i))
+    if len(parts) == 1:
+        return parts[0] if parts[0] in ("underflow", "overflow") else f"bin {parts[0]}"
+    return f"bin ({', '.join(parts)})"
+
+
+def check_scalable(h: hist.Hist, where: str) -> None:
+    """Refuse a histogram whose contents are NaN/inf or whose variances are negative/NaN/inf.
+
+    Flow bins are checked too (they are scaled and written like the others). Negative
+    contents are allowed (negative generator weights); a negative variance is not.
+
+    Args:
+        h: The histogram.
+        where: ``file:name``, for the message.
+
+    Raises:
+        ScalingError: Naming the histogram, the first bad bins and their values.
+    """
+    view = h.view(flow=True)
+    fields: list[tuple[str, npt.NDArray[Any], bool]] = []
+    if h.storage_type is hist.storage.Weight:
+        fields = [("content", np.asarray(view.value), False),
+                  ("variance", np.asarray(view.variance), True)]
+    else:
+        fields = [("content", np.asarray(view), False)]
+    for what, arr, nonneg in fields:
+        bad = ~np.isfinite(arr)
+        if nonneg:
+            bad |= arr < 0
+        if bad.any():
+            idx = np.argwhere(bad)
+            shown = ", ".join(f"{_bin_label(h, tuple(int(j) for j in i))}: {float(arr[tuple(i)])!r}"
+                              for i in idx[:3])
+            more = f" (and {len(idx) - 3} more)" if len(idx) > 3 else ""
+            rule = "finite and ≥ 0" if nonneg else "finite"
+            msg = f"{where}: bin {what}s must be {rule}; got {shown}{more}"
+            raise ScalingError(msg)
+
+
 def scale_hist(h: hist.Hist, scale: float) -> hist.Hist:
     """Return a scaled copy of a histogram (flow bins included); ``h`` is left untouched.
 

@@ -96,3 +96,28 @@ def test_missing_input(tmp_path: Path) -> None:
                                        str(tmp_path / "o.root"), *WORKED])
     assert result.exit_code == 2
     assert "no such file" in result.stderr
+
+
+def test_2d_root_histogram_is_scaled_like_1d(tmp_path: Path) -> None:
+    """A TH2 is scaled bin by bin: values × s, variances × s², s = σ·L/Σw from the inputs."""
+    import hist
+    import uproot
+
+    h2 = hist.Hist.new.Reg(2, 0, 2, name="x").Reg(3, 0, 3, name="y").Weight()
+    values = np.arange(1.0, 7.0).reshape(2, 3)
+    variances = values * 0.25
+    h2.view().value = values
+    h2.view().variance = variances
+    src = tmp_path / "in.root"
+    with uproot.recreate(src) as f:
+        f["h_2d"] = h2
+        f["h_1d"] = hist.Hist.new.Reg(2, 0, 2).Weight()
+    out = tmp_path / "out.root"
+    result = CliRunner().invoke(main, ["scale", str(src), "-o", str(out), *WORKED, "--json"])
+    assert result.exit_code == 0, result.output
+    s = 44.837 * 140.1 / 6813.0258
+    assert json.loads(result.stdout)["histograms"] == ["h_1d", "h_2d"]
+    with uproot.open(out) as f:
+        assert f.classnames()["h_2d;1"] == "TH2D"
+        np.testing.assert_allclose(f["h_2d"].values(), values * s, rtol=1e-12)
+        np.testing.assert_allclose(f["h_2d"].variances(), variances * s * s, rtol=1e-12)

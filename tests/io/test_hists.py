@@ -151,3 +151,32 @@ def test_roundtrip_property(tmp_path: Path, values: list[float], ext: str) -> No
     path = tmp_path / f"p.{ext}"
     write_hist(path, h)
     assert_same(h, read_hist(path))
+
+
+def test_corrupt_metadata_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "sel.root"
+    with uproot.recreate(path) as f:
+        f["h"] = make_hist()
+        f[METADATA_KEY] = '{"dsid": "410470x", "sum_of_weights": 1.0}'
+    with pytest.raises(HistogramError, match=r"sel\.root: recastkit_metadata is corrupt: "
+                                             r"field 'dsid' must be an integer or null"):
+        read_hists_and_metadata(path)
+    twin = tmp_path / "sel.json"
+    write_hists(twin, {"h": make_hist()}, {"normalization": {"scale": "big"}})
+    with pytest.raises(HistogramError, match=r"field 'normalization\.scale' must be a number"):
+        read_hists_and_metadata(twin)
+
+
+def test_2d_histograms_round_trip_and_text_refuses_them(tmp_path: Path) -> None:
+    h2 = hist.Hist.new.Reg(2, 0, 1, name="x").Reg(2, 0, 1, name="y").Weight()
+    h2.fill([0.2, 0.7], [0.2, 0.7], weight=[2.0, 3.0])
+    for name in ("a.json", "a.root"):
+        write_hists(tmp_path / name, {"h2": h2})
+        back = read_hists_and_metadata(tmp_path / name)[0]["h2"]
+        np.testing.assert_allclose(back.values(), [[2.0, 0.0], [0.0, 3.0]])
+        np.testing.assert_allclose(back.variances(), [[4.0, 0.0], [0.0, 9.0]])
+    with pytest.raises(HistogramError, match=r"a\.txt:h2: the text format holds a "
+                                             r"one-dimensional histogram"):
+        write_hists(tmp_path / "a.txt", {"h2": h2})
+    with pytest.raises(HistogramError, match="expected a one-dimensional histogram, got 2"):
+        as_weighted(h2, "fit input")

@@ -211,7 +211,7 @@ def test_errors_name_file_line_and_expectation(tmp_path: Path) -> None:
     with pytest.raises(TableFormatError, match=r"top\.data:3 .*'xsec×eff' = 'x'"):
         read_table(top)
     junk = _write(tmp_path, "junk.txt", "hello world\n")
-    with pytest.raises(TableFormatError, match="pass format= one of pmg, susytools"):
+    with pytest.raises(TableFormatError, match=r"give --format \(one of pmg, susytools"):
         read_table(junk)
     with pytest.raises(TableFormatError, match="valid: pmg, susytools, topdataprep"):
         read_table(top, format="csv")

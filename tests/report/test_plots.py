@@ -38,3 +38,13 @@ def test_plots_are_written(tmp_path: Path) -> None:
     assert _png_size(tmp_path / "limit.png") == (960, 720)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hists.png", "limit.png"]
     assert result.level == pytest.approx(0.05, rel=1e-12)
+
+
+def test_poisson_errors_match_gehrels_table() -> None:
+    # N. Gehrels, ApJ 303 (1986) 336, tables 1 and 2 (S = 1): n = 0 -> [0, 1.841],
+    # n = 1 -> [0.173, 3.300], n = 10 -> [6.891, 14.267] (the exact central 68.27 % interval)
+    from recastkit.report.plots import poisson_errors
+
+    lo, hi = poisson_errors(np.array([0.0, 1.0, 10.0]))
+    assert lo == pytest.approx([0.0, 1 - 0.173, 10 - 6.891], abs=2e-3)
+    assert hi == pytest.approx([1.841, 3.300 - 1, 14.267 - 10], abs=2e-3)

@@ -63,3 +63,42 @@ def progress_reporter(description: str, every: int = 10) -> Iterator[Callable[[i
             log.info("%s: %d done (%s)", description, count, label)
 
     yield log_update
+
+
+def echo_ledger(ledger: Any) -> None:
+    """Print a normalization ledger (every factor with its source), indented."""
+    click.echo("   " + ledger.format().replace("\n", "\n   "))
+
+
+def echo_limits(result: Any) -> None:
+    """Print the limits table of a :class:`~recastkit.stats.results.LimitResult`."""
+    labels = ("Expected −2σ", "Expected −1σ", "Expected median", "Expected +1σ",
+              "Expected +2σ")
+    rows = [("Observed", f"{result.observed_mu:.4g}",
+             None if result.observed_xsec_fb is None else f"{result.observed_xsec_fb:.4g}")]
+    for i, lab in enumerate(labels):
+        xs = None if result.expected_xsec_fb is None else f"{result.expected_xsec_fb[i]:.4g}"
+        rows.append((lab, f"{result.expected_mu[i]:.4g}", xs))
+    echo_table((f"{100 * result.cl:g}% CL upper limit", "μ", "σ × BR [fb]"), rows)
+
+
+def echo_run_summary(result: Any) -> None:
+    """Print a run: the steps, the signal's ledger, the limits and the output paths."""
+    ran = sum(s.status == "ran" for s in result.steps)
+    click.echo(f"steps: {ran} ran, {len(result.steps) - ran} cached "
+               f"({result.files['steps']})")
+    signal = result.signal
+    click.echo(f"normalization ledger of the signal {signal.name} ({signal.dataset}):")
+    if signal.ledger is not None:
+        echo_ledger(signal.ledger)
+    for note in signal.notes:
+        click.echo(f"   ! {note}")
+    backgrounds = ", ".join(s.name for s in result.samples if s.role == "background")
+    data = next(s for s in result.samples if s.role == "data")
+    click.echo(f"limits (region {result.fit_region}; backgrounds: {backgrounds}; "
+               f"data: {data.name}, {data.kind}):")
+    echo_limits(result.limit)
+    for key in ("report", "result", "manifest", "limit.json", "workspace.json", "hists.png",
+                "limit.png"):
+        if key in result.files:
+            click.echo(f"   {key:<15} {result.files[key]}")

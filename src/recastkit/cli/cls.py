@@ -15,17 +15,18 @@ import click
 
 
 def _read_json(spec: str, what: str) -> Any:
+    from recastkit._files import decode_error_reason, read_text
     from recastkit.exceptions import StatsError
 
-    try:
-        if spec == "-":
+    if spec == "-":
+        spec = "<stdin>"
+        try:
             text = sys.stdin.read()
-            spec = "<stdin>"
-        else:
-            with open(spec, encoding="utf-8") as stream:
-                text = stream.read()
-    except OSError as exc:
-        raise StatsError(f"{spec}: cannot read {what} ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise StatsError(f"{spec}: cannot read {what}: {decode_error_reason(exc)}"
+                             ) from None
+    else:
+        text = read_text(spec, what, StatsError)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -46,13 +47,32 @@ def command(workspace: str, mu: float, patches: tuple[str, ...], measurement: st
             test_stat: str, as_json: bool) -> None:
     """CLs (observed and expected band) of a pyhf WORKSPACE ('-' reads stdin)."""
     from recastkit.cli._common import echo_json, echo_table
+    from recastkit.exceptions import StatsError
     from recastkit.stats import compute_cls
     from recastkit.stats.grid import apply_patches, likelihood_with_poi_bound
+    from recastkit.stats.workspace_checks import check_workspace
 
     doc = _read_json(workspace, "workspace")
+    source = "<stdin>" if workspace == "-" else workspace
+    if not isinstance(doc, dict):
+        check_workspace(doc, source)  # names the file: a workspace is a JSON object
     patched = apply_patches(doc, [(p, _read_json(p, "patch")) for p in patches])
-    lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
-    result = compute_cls(lh, mu, test_stat)
+    if patches:
+        source += f" patched with {', '.join(patches)}"
+    check_workspace(patched, source)
+    try:
+        lh = likelihood_with_poi_bound(patched, mu, measurement=measurement)
+    except StatsError as exc:
+        raise StatsError(f"{source}: {exc}") from None
+    try:
+        result = compute_cls(lh, mu, test_stat)
+    except Exception as exc:  # pyhf's own failures (e.g. FailedMinimization): one line
+        if not type(exc).__module__.startswith("pyhf"):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = (f"{source}: the fit at mu = {mu:g} failed ({type(exc).__name__}: {reason}); "
+               "check the workspace's sample yields and modifiers")
+        raise StatsError(msg) from None
     if as_json:
         echo_json({"CLs_obs": result.cls_observed, "CLs_exp": list(result.cls_expected),
                    "mu": result.mu, "test_stat": result.test_stat})

@@ -30,8 +30,11 @@ def command(outdir: Path, n_events: int, seed: int, fit_seed: int, executor: str
     L = 140.1 fb^-1 → scale 0.922008), then sets CLs upper limits against the tutorial's
     mock background and a toy dataset, and writes plots, summary.json and report.html.
     """
+    from recastkit._files import check_output_dir
     from recastkit.cli._common import echo_table, progress_reporter
     from recastkit.workflow import run_demo
+
+    check_output_dir(outdir, "demo output folder")
 
     click.echo(f"recastkit demo → {outdir}/", err=True)
     with progress_reporter("CLs hypotests") as progress:

@@ -64,6 +64,8 @@ def _parse_unc(text: str, option: str, n_max: int) -> tuple[float, ...]:
               help="Number of scan points.")
 @click.option("--test-stat", type=click.Choice(["qtilde", "q"]), default="qtilde",
               show_default=True)
+@click.option("--cl", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the upper limits.")
 @click.option("--rebin", type=click.IntRange(min=1), default=1, show_default=True,
               help="Merge this many adjacent bins of every input first. Each bin gets an "
                    "MC-stat parameter; with the numpy backend a 100-bin model takes ~10 s "
@@ -81,7 +83,7 @@ def _parse_unc(text: str, option: str, n_max: int) -> tuple[float, ...]:
 def command(signal_spec: str, background_specs: tuple[str, ...], mock_background: bool,
             data_spec: str | None, toy_data: bool, seed: int, xsec_unc: str | None,
             lumi_unc: str | None, xsec_text: str | None, lumi_text: str | None,
-            mu_max: float | None, n_points: int, test_stat: str, rebin: int,
+            mu_max: float | None, n_points: int, test_stat: str, cl: float, rebin: int,
             backend: str, significance: bool, workers: int, outdir: Path, as_json: bool
             ) -> None:
     """Upper limits on the signal strength μ and on σ × BR for a scaled signal."""
@@ -110,7 +112,7 @@ def command(signal_spec: str, background_specs: tuple[str, ...], mock_background
         xsec_rel_unc=xsec_rel, lumi_rel_unc=lumi_rel,
         xsec=None if xsec_text is None else parse_xsec(xsec_text),
         lumi=None if lumi_text is None else parse_lumi(lumi_text),
-        mu_max=mu_max, n_points=n_points, test_stat=test_stat, rebin=rebin,
+        mu_max=mu_max, n_points=n_points, test_stat=test_stat, cl=cl, rebin=rebin,
         significance=significance, workers=workers, backend=backend,
     )
     with progress_reporter("CLs hypotests") as progress:

@@ -47,13 +47,15 @@ def _lumi(value: str | None, value_ifb: float | None) -> Any:
 @click.option("--lumi-unc", type=float, help="Relative luminosity uncertainty (0.0083).")
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path),
               help="Catalog database (default: $RECASTKIT_CATALOG or the user data dir).")
+@click.option("--force", is_flag=True,
+              help="Scale an input that is already scaled (its ledger is kept in the output).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ledger as one JSON document.")
 def command(
     input_spec: str, output: Path, dataset: str | None, etag: str | None, sumw: float | None,
     sumw_from: tuple[Path, ...], xsec_text: str | None, xsec_fb: float | None,
     xsec_source: str | None, filter_eff: float | None, k_factor: float | None,
     lumi_text: str | None, lumi_ifb: float | None, lumi_unc: float | None,
-    catalog: Path | None, as_json: bool,
+    catalog: Path | None, force: bool, as_json: bool,
 ) -> None:
     """Scale the histograms of INPUT (a selection output, or any ROOT/JSON/text histogram).
 
@@ -76,7 +78,7 @@ def command(
         sum_of_weights=sumw, sumw_files=tuple(sumw_from), catalog_path=catalog,
         xsec_source=xsec_source,
     )
-    result = scale_file(input_spec, output, req)
+    result = scale_file(input_spec, output, req, force=force)
     ledger = result.ledger
     if as_json:
         doc = ledger.to_dict()

@@ -87,6 +87,9 @@ def command(inputs: tuple[str, ...], output: Path, config_path: Path | None, lay
 
     if output.suffix.lower() != ".root":
         raise click.BadParameter(f"{output} must end in .root", param_hint="-o/--output")
+    from recastkit._files import check_output_dir
+
+    check_output_dir(output.parent, "output folder")
     if executor is None:
         executor = "dask" if scheduler else "processes"
     elif scheduler and executor != "dask":

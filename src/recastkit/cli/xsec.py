@@ -89,11 +89,12 @@ def command() -> None:
 @_json_option
 def import_(tables: tuple[Path, ...], fmt: str | None, xsec_unit: str | None,
             catalog_path: Path | None, as_json: bool) -> None:
-    """Import cross-section TABLE files (re-importing a file replaces its records)."""
-    summaries = []
-    with _open(catalog_path) as catalog:
-        for table in tables:
-            summaries.append(catalog.import_table(table, format=fmt, xsec_unit=xsec_unit))
+    """Import cross-section TABLE files (re-importing a file replaces its records).
+
+    The tables are imported together or not at all: a bad table stores nothing.
+    """
+    with _open(catalog_path) as catalog:  # all tables or none
+        summaries = catalog.import_tables(tables, format=fmt, xsec_unit=xsec_unit)
         path = catalog.path
     if as_json:
         echo_json({

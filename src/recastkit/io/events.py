@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from recastkit._files import read_text
 from recastkit.exceptions import ConfigError, MissingObjectError, RootFileError, SelectionError
 from recastkit.io.root import missing_object_error, open_root
 
@@ -591,12 +592,11 @@ def read_sample_list(path: str | os.PathLike[str]) -> list[Sample]:
         RootFileError: A glob that matches nothing.
     """
     p = Path(path)
+    text = read_text(p, "sample list", ConfigError)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read sample list {p}: {exc.strerror}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())}") from None
     if isinstance(data, dict) and set(data) == {"samples"}:
         data = data["samples"]
     if not isinstance(data, dict) or not data:

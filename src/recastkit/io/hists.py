@@ -1,16 +1,18 @@
 """Histograms in and out of files: ROOT TH1D (uproot), hist/UHI JSON, and two-line text.
 
-The in-memory type is always a one-dimensional :class:`hist.Hist` with ``Weight`` storage
-(sum of weights and sum of squared weights per bin). Formats are chosen by file extension:
+The in-memory type is always a :class:`hist.Hist` with ``Weight`` storage (sum of weights
+and sum of squared weights per bin), one-dimensional except that ROOT and JSON files may
+also hold 2D and 3D histograms (scaled like 1D ones; the fit takes 1D only). Formats are
+chosen by file extension:
 
-- ``.root``: TH1D objects; the variances (``fSumw2``) survive the round trip. Metadata
+- ``.root``: TH1D (TH2D, TH3D) objects; the variances (``fSumw2``) survive the round trip. Metadata
   (e.g. the bookkeeping sum of weights recorded by the selection step) is stored as a JSON
   ``TObjString`` named :data:`METADATA_KEY`.
 - ``.json``: the UHI JSON schema (``uhi.io.json``) used by hist and boost-histogram. A file
   holds either one histogram or ``{"histograms": {name: hist}, "metadata": {...}}``.
-- ``.txt``: bin edges on line 1, bin contents on line 2, whitespace-separated. recastkit
-  writes a third line with the variances; a file with only two lines is read with
-  variances equal to the contents (Poisson counts), and a warning says so.
+- ``.txt``: one 1D histogram: bin edges on line 1, bin contents on line 2,
+  whitespace-separated. recastkit writes a third line with the variances; a file with only
+  two lines is read with variances equal to the contents (Poisson counts), and a warning says so.
 
 Every write is atomic: a temporary file is written and renamed.
 """
@@ -31,6 +33,7 @@ import uproot
 from hist import serialization
 
 from recastkit._atomic import atomic_path, write_text_atomic
+from recastkit._files import read_text
 from recastkit.exceptions import HistogramError, MissingObjectError
 from recastkit.io.root import key_names, missing_object_error, open_root
 
@@ -38,6 +41,19 @@ log = logging.getLogger(__name__)
 
 #: Name of the JSON ``TObjString`` carrying metadata in recastkit ROOT outputs.
 METADATA_KEY = "recastkit_metadata"
+#: Highest number of axes read from and written to ROOT/JSON files (TH1, TH2, TH3).
+MAX_NDIM = 3
+#: Fields of the recastkit metadata that later steps use, and the JSON types they must have.
+_METADATA_TYPES: dict[str, tuple[type, ...]] = {
+    "sum_of_weights": (int, float), "sum_of_weights_squared": (int, float),
+    "sum_of_weights_source": (str,), "sum_of_weights_error": (str,), "dataset": (str,),
+    "dsid": (int,), "normalization": (dict,), "cutflow": (list,), "files": (list,),
+}
+_TYPE_NAMES: dict[type, str] = {int: "an integer", str: "a string", dict: "a JSON object",
+                                list: "a list"}
+#: Numeric fields of the ``normalization`` ledger (the scale step's record).
+_LEDGER_NUMBERS = ("scale", "expected_yield", "xsec_fb", "filter_eff", "k_factor", "lumi_ifb",
+                   "sum_of_weights", "lumi_rel_unc", "xsec_rel_unc_up", "xsec_rel_unc_down")
 #: File extensions and the format they select.
 FORMATS: dict[str, str] = {".root": "root", ".json": "json", ".txt": "text"}
 
@@ -71,21 +87,27 @@ def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
     return Path(path), (name or None)
 
 
-def as_weighted(h: Any, name: str = "histogram") -> hist.Hist:
-    """Return ``h`` as a 1D ``hist.Hist`` with Weight storage (a copy if converted).
+def as_weighted(h: Any, name: str = "histogram", max_ndim: int = 1) -> hist.Hist:
+    """Return ``h`` as a ``hist.Hist`` with Weight storage (a copy if converted).
 
     Counts-only storages get variances equal to the contents.
 
+    Args:
+        h: The histogram.
+        name: Its name or ``file:name``, for messages.
+        max_ndim: Highest accepted number of axes (1 for the fit, :data:`MAX_NDIM` for files).
+
     Raises:
-        HistogramError: If ``h`` is not one-dimensional.
+        HistogramError: If ``h`` has more than ``max_ndim`` axes.
     """
     if not isinstance(h, hist.Hist):
         h = hist.Hist(h)
-    if h.ndim != 1:
-        raise HistogramError(f"{name}: expected a one-dimensional histogram, got {h.ndim} axes")
+    if h.ndim > max_ndim:
+        what = "one-dimensional" if max_ndim == 1 else f"at most {max_ndim}-dimensional"
+        raise HistogramError(f"{name}: expected a {what} histogram, got {h.ndim} axes")
     if h.storage_type is hist.storage.Weight:
         return h
-    out = hist.Hist(h.axes[0], storage=hist.storage.Weight(), name=h.name, label=h.label)
+    out = hist.Hist(*h.axes, storage=hist.storage.Weight(), name=h.name, label=h.label)
     values = h.values(flow=True)
     view = out.view(flow=True)
     view.value = values
@@ -113,7 +135,8 @@ def _check_edges(edges: np.ndarray, where: str) -> None:
 
 
 def _read_text(path: Path) -> hist.Hist:
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    text = read_text(path, "histogram file", HistogramError)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) not in (2, 3):
         msg = (
             f"{path}: the text histogram format is bin edges on line 1 and contents on line 2 "
@@ -144,7 +167,13 @@ def _read_text(path: Path) -> hist.Hist:
     return _from_arrays(edges, values, variances)
 
 
-def _text(h: hist.Hist) -> str:
+def _text(h: hist.Hist, where: str = "histogram") -> str:
+    if h.ndim != 1:
+        msg = (
+            f"{where}: the text format holds a one-dimensional histogram, this one has "
+            f"{h.ndim} axes; write it as .root or .json"
+        )
+        raise HistogramError(msg)
     fmt = "{:.17g}".format
     edges = " ".join(map(fmt, h.axes[0].edges))
     values = " ".join(map(fmt, h.values()))
@@ -160,14 +189,15 @@ def _text(h: hist.Hist) -> str:
 
 def _hist_from_uhi(obj: Any, where: str) -> hist.Hist:
     try:
-        return as_weighted(hist.Hist(serialization.from_uhi(obj)), where)
+        return as_weighted(hist.Hist(serialization.from_uhi(obj)), where, MAX_NDIM)
     except (KeyError, TypeError, ValueError) as exc:
         raise HistogramError(f"{where}: not a UHI JSON histogram ({exc})") from None
 
 
 def _read_json_doc(path: Path) -> dict[str, Any]:
+    text = read_text(path, "histogram file", HistogramError)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"), object_hook=uhi.io.json.object_hook)
+        doc = json.loads(text, object_hook=uhi.io.json.object_hook)
     except json.JSONDecodeError as exc:
         raise HistogramError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -183,8 +213,7 @@ def _json_hists(path: Path) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
         msg = f"{path}: expected a UHI histogram or an object with a 'histograms' mapping"
         raise HistogramError(msg)
     hists = {k: _hist_from_uhi(v, f"{path}:{k}") for k, v in doc["histograms"].items()}
-    meta = doc.get("metadata", {})
-    return hists, meta if isinstance(meta, dict) else {}
+    return hists, check_metadata(doc.get("metadata", {}), f"{path}: field 'metadata'")
 
 
 def _uhi(h: hist.Hist) -> dict[str, Any]:
@@ -200,14 +229,52 @@ def _dump_json(doc: Any) -> str:
 
 
 def _root_hist_names(f: Any) -> list[str]:
-    return key_names(f, "TH1")
+    return sorted({n for prefix in ("TH1", "TH2", "TH3") for n in key_names(f, prefix)})
 
 
 def _read_root_hist(f: Any, path: Path, name: str) -> hist.Hist:
     names = _root_hist_names(f)
     if name not in names:
         raise missing_object_error(path, "histogram", name, names)
-    return as_weighted(f[name].to_hist(), f"{path}:{name}")
+    return as_weighted(f[name].to_hist(), f"{path}:{name}", MAX_NDIM)
+
+
+def check_metadata(meta: Any, where: str) -> dict[str, Any]:
+    """Check the recastkit metadata of a file: a mapping whose known fields have their types.
+
+    Args:
+        meta: The decoded metadata.
+        where: ``"file: field 'metadata'"`` or ``"file: recastkit_metadata"``, for messages.
+
+    Returns:
+        ``meta`` as a dict.
+
+    Raises:
+        HistogramError: Naming the file and the field, for corrupt metadata.
+    """
+    if not isinstance(meta, dict):
+        raise HistogramError(f"{where} is corrupt: expected a JSON object, "
+                             f"got {type(meta).__name__}")
+    for key, types in _METADATA_TYPES.items():
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            names = _TYPE_NAMES[types[0]] if len(types) == 1 else "a number"
+            msg = (f"{where} is corrupt: field '{key}' must be {names} or null, "
+                   f"got {_short(value)}")
+            raise HistogramError(msg)
+    ledger = meta.get("normalization") or {}
+    for key in _LEDGER_NUMBERS:
+        value = ledger.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            msg = (f"{where} is corrupt: field 'normalization.{key}' must be a number or null, "
+                   f"got {_short(value)}")
+            raise HistogramError(msg)
+    return meta
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --------------------------------------------------------------------------- public API
@@ -238,8 +305,12 @@ def read_hists_and_metadata(
         hists = {n: _read_root_hist(f, path, n) for n in _root_hist_names(f)}
         meta: dict[str, Any] = {}
         if METADATA_KEY in key_names(f):
-            loaded = json.loads(str(f[METADATA_KEY]))
-            meta = loaded if isinstance(loaded, dict) else {}
+            where = f"{path}: {METADATA_KEY}"
+            try:
+                loaded = json.loads(str(f[METADATA_KEY]))
+            except json.JSONDecodeError as exc:
+                raise HistogramError(f"{where} is corrupt: not valid JSON ({exc})") from None
+            meta = check_metadata(loaded, where)
     return hists, meta
 
 
@@ -252,7 +323,7 @@ def read_hist(spec: str | os.PathLike[str], name: str | None = None) -> hist.His
             holds exactly one histogram.
 
     Returns:
-        A 1D ``hist.Hist`` with Weight storage.
+        A ``hist.Hist`` with Weight storage (1D; ROOT and JSON files may also hold 2D/3D).
 
     Raises:
         HistogramError: Unsupported extension, malformed content.
@@ -290,13 +361,14 @@ def write_hists(path: str | os.PathLike[str], hists: Mapping[str, hist.Hist],
     """
     path = Path(path)
     fmt = histogram_format(path)
-    weighted = {n: as_weighted(h, n) for n, h in hists.items()}
+    weighted = {n: as_weighted(h, f"{path}:{n}", MAX_NDIM) for n, h in hists.items()}
     meta = dict(metadata or {})
     if fmt == "text":
         if len(weighted) != 1:
             msg = f"{path}: the text format holds one histogram, got {len(weighted)}"
             raise HistogramError(msg)
-        write_text_atomic(path, _text(next(iter(weighted.values()))))
+        name, only = next(iter(weighted.items()))
+        write_text_atomic(path, _text(only, f"{path}:{name}"))
         return
     if fmt == "json":
         doc: dict[str, Any] = {"histograms": {n: _uhi(h) for n, h in weighted.items()}}

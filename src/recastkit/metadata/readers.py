@@ -608,8 +608,11 @@ def detect_format(path: str | Path) -> str:
     """
     path = Path(path)
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
+        with path.open(encoding="utf-8") as fh:
             head = [line for _, line in zip(range(400), fh, strict=False)]
+    except UnicodeDecodeError as exc:
+        msg = f"cross-section table {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise TableFormatError(msg) from None
     except OSError as exc:
         msg = f"cannot read cross-section table {path}: {exc.strerror}"
         raise TableFormatError(msg) from None
@@ -643,7 +646,7 @@ def detect_format(path: str | Path) -> str:
                 return "susytools"
         msg = (
             f"{path}:{lineno}: cannot detect the cross-section table format from "
-            f"{stripped[:80]!r}; pass format= one of {', '.join(FORMATS)}"
+            f"{stripped[:80]!r}; give --format (one of {', '.join(FORMATS)})"
         )
         raise TableFormatError(msg)
     msg = (

@@ -15,6 +15,7 @@ to the values parsed from the table.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import math
@@ -28,13 +29,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from recastkit._atomic import default_file_mode
 from recastkit.exceptions import (
     AmbiguousMetadataError,
     CatalogError,
     DatasetNameError,
+    MissingCatalogError,
     MissingMetadataError,
 )
-from recastkit.metadata.readers import SkippedRow, read_table
+from recastkit.metadata.readers import SkippedRow, TableContents, read_table
 from recastkit.metadata.records import Source, XsecRecord
 from recastkit.units import CrossSection
 
@@ -199,12 +202,17 @@ def _parse_key(key: int | str, etag: str | None) -> _Key:
 class Catalog:
     """The cross-section catalog (an SQLite file).
 
+    Opening a catalog has no side effect: look-ups use a read-only connection (SQLite
+    ``mode=ro``), so they work on a catalog the user may read but not write and never create
+    a file, a folder or a journal. The file (with its folder) is created by the first write
+    (:meth:`import_table`, :meth:`add_records`); a write that fails leaves no new file behind.
+
     Args:
-        path: The database file; default: ``$RECASTKIT_CATALOG`` or
-            :meth:`default_path`. Created (with its folder) on first use.
+        path: The database file; default: ``$RECASTKIT_CATALOG`` or :meth:`default_path`.
 
     Raises:
-        CatalogError: The file cannot be opened or is not a recastkit catalog.
+        CatalogError: The file exists but cannot be opened or is not a recastkit catalog.
+            Reading a catalog that does not exist raises :class:`MissingCatalogError`.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -213,9 +221,11 @@ class Catalog:
             path = Path(env) if env else self.default_path()
         self.path = Path(path).expanduser()
         # One connection per (process, thread): sqlite3 connections must not cross a fork,
-        # and each thread gets its own so that callers need no locking.
-        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
-        self._connect()
+        # and each thread gets its own so that callers need no locking. The flag says whether
+        # the connection may write.
+        self._conns: dict[tuple[int, int], tuple[sqlite3.Connection, bool]] = {}
+        if self.path.exists():
+            self._connection(write=False)  # a corrupt file or a wrong schema fails here
 
     @classmethod
     def default_path(cls) -> Path:
@@ -225,69 +235,145 @@ class Catalog:
         return Path(platformdirs.user_data_dir("recastkit")) / "catalog.sqlite"
 
     # ------------------------------------------------------------------ connection handling
-    def _connect(self) -> sqlite3.Connection:
+    def _connection(self, write: bool) -> sqlite3.Connection:
         owner = (os.getpid(), threading.get_ident())
         existing = self._conns.get(owner)
+        if existing is not None and (existing[1] or not write):
+            return existing[0]
         if existing is not None:
-            return existing
+            existing[0].close()
+            del self._conns[owner]
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            conn = self._open_rw() if write else self._open_ro()
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+            except BaseException:
                 conn.close()
-                msg = (
-                    f"catalog {self.path} has schema version {version}; this recastkit "
-                    f"reads version {SCHEMA_VERSION} (delete the file or set {CATALOG_ENV})"
-                )
-                raise CatalogError(msg)
-            if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                raise
         except sqlite3.DatabaseError as exc:
             msg = f"cannot open the cross-section catalog {self.path}: {exc}"
             raise CatalogError(msg) from None
-        except OSError as exc:
-            msg = f"cannot create the cross-section catalog {self.path}: {exc.strerror}"
-            raise CatalogError(msg) from None
-        self._conns[owner] = conn
+        if version not in (0, SCHEMA_VERSION):
+            conn.close()
+            msg = (
+                f"catalog {self.path} has schema version {version}; this recastkit "
+                f"reads version {SCHEMA_VERSION} (delete the file or set {CATALOG_ENV})"
+            )
+            raise CatalogError(msg)
+        self._conns[owner] = (conn, write)
+        return conn
+
+    def _open_ro(self) -> sqlite3.Connection:
+        """A read-only connection: creates no file (no journal, no WAL index)."""
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        if _is_wal_without_log(self.path):
+            # A catalog written by an older recastkit in WAL mode: a read-only reader would
+            # have to create the -wal/-shm files; with no -wal file there is nothing to replay.
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return conn
+
+    def _open_rw(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # A rollback journal (not WAL): readers then need no write access to the folder.
+        # Catalogs of older versions in WAL mode are converted by their next write.
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _reader(self, key: str | None = None) -> sqlite3.Connection | None:
+        """The connection for a look-up; ``None`` for an empty (schema-less) database.
+
+        Raises:
+            MissingCatalogError: The catalog file does not exist.
+        """
+        owner = (os.getpid(), threading.get_ident())
+        if owner not in self._conns and not self.path.exists():
+            what = f"no cross-section record for {key!r}: " if key is not None else ""
+            msg = (
+                f"{what}no cross-section catalog at {self.path} (the file does not exist); "
+                f"import a table first with `recastkit xsec import TABLE --catalog "
+                f"{self.path}` (or set {CATALOG_ENV})"
+            )
+            raise MissingCatalogError(msg)
+        conn = self._connection(write=False)
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            return None
         return conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+        """One ``BEGIN IMMEDIATE`` transaction; creates the catalog (and folder) if needed.
+
+        On any failure the transaction is rolled back, and a catalog file created by this
+        call is removed again together with the folders created for it.
+        """
+        existed = self.path.exists()
+        new_dirs: list[Path] = []
+        if not existed:
+            parent = self.path.parent
+            while not parent.exists():
+                new_dirs.append(parent)
+                parent = parent.parent
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = f"cannot create the cross-section catalog {self.path}: {exc.strerror}"
+                raise CatalogError(msg) from None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            msg = f"cannot lock the cross-section catalog {self.path} for writing: {exc}"
-            raise CatalogError(msg) from None
-        try:
-            yield conn
+            conn = self._connection(write=True)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                msg = f"cannot lock the cross-section catalog {self.path} for writing: {exc}"
+                raise CatalogError(msg) from None
+            try:
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    msg = f"cannot write the cross-section catalog {self.path}: {exc}"
+                    raise CatalogError(msg) from None
+                raise
         except BaseException:
-            conn.execute("ROLLBACK")
+            if not existed:
+                self._remove_new_file(new_dirs)
             raise
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, default_file_mode())
+
+    def _remove_new_file(self, new_dirs: Sequence[Path]) -> None:
+        """Remove a catalog file created by a failed write (unless another process filled it)."""
+        self.close()
         try:
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            msg = f"cannot write the cross-section catalog {self.path}: {exc}"
-            raise CatalogError(msg) from None
+            if self.path.stat().st_size > 0:  # another process committed to it meanwhile
+                return
+        except OSError:
+            pass
+        for suffix in ("", "-journal"):
+            with contextlib.suppress(OSError):
+                Path(f"{self.path}{suffix}").unlink()
+        for folder in new_dirs:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def close(self) -> None:
-        """Close the database connection (reopened on next use)."""
+        """Close the database connections of this process (reopened on next use)."""
         pid = os.getpid()
-        for owner, conn in list(self._conns.items()):
+        for owner, (conn, _) in list(self._conns.items()):
             if owner[0] == pid:
                 conn.close()
         self._conns.clear()
@@ -319,37 +405,41 @@ class Catalog:
             TableFormatError: The table cannot be parsed (nothing is stored then).
             CatalogError: The database cannot be written.
         """
-        contents = read_table(path, format=format, xsec_unit=xsec_unit)
-        location = str(contents.path)
+        return self.import_tables([path], format=format, xsec_unit=xsec_unit)[0]
+
+    def import_tables(self, paths: Iterable[str | Path], format: str | None = None,
+                      xsec_unit: str | None = None) -> list[ImportSummary]:
+        """Import several tables all or nothing: every table is parsed, then one transaction.
+
+        Args:
+            paths: The table files.
+            format: Force a format for every table.
+            xsec_unit: Override the σ unit of every table.
+
+        Returns:
+            One summary per table, in order.
+
+        Raises:
+            TableFormatError: A table cannot be parsed (nothing is stored, no file created).
+            CatalogError: The database cannot be written (nothing is stored; a catalog file
+                created for this import is removed).
+        """
+        tables = [read_table(p, format=format, xsec_unit=xsec_unit) for p in paths]
         stamp = _now()
+        replaced: list[int] = []
         with self._write() as conn:
-            old = conn.execute(
-                "SELECT id, n_records FROM sources WHERE kind = 'table' AND location = ?",
-                (location,),
-            ).fetchone()
-            replaced = 0
-            if old is not None:
-                replaced = conn.execute(
-                    "DELETE FROM records WHERE source_id = ?", (old[0],)
-                ).rowcount
-                conn.execute("DELETE FROM sources WHERE id = ?", (old[0],))
-            cur = conn.execute(
-                "INSERT INTO sources (kind, location, format, imported_at, n_records, n_skipped)"
-                " VALUES ('table', ?, ?, ?, ?, ?)",
-                (location, contents.format, stamp, len(contents.records), len(contents.skipped)),
-            )
-            source_id = cur.lastrowid
-            assert source_id is not None
-            conn.executemany(
-                f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                (_record_row(source_id, rec, stamp) for rec in contents.records),
-            )
-        if replaced:
-            log.info("%s: replaced %d records of the earlier import", contents.path.name, replaced)
-        log.info("%s: imported %d records into %s", contents.path.name, len(contents.records),
-                 self.path)
-        return ImportSummary(contents.path, contents.format, len(contents.records),
-                             len(contents.skipped), replaced, contents.skipped)
+            replaced.extend(_store_table(conn, contents, stamp) for contents in tables)
+        summaries = []
+        for contents, n_replaced in zip(tables, replaced, strict=True):
+            if n_replaced:
+                log.info("%s: replaced %d records of the earlier import", contents.path.name,
+                         n_replaced)
+            log.info("%s: imported %d records into %s", contents.path.name,
+                     len(contents.records), self.path)
+            summaries.append(ImportSummary(contents.path, contents.format,
+                                           len(contents.records), len(contents.skipped),
+                                           n_replaced, contents.skipped))
+        return summaries
 
     def add_records(self, records: Iterable[XsecRecord]) -> int:
         """Store records as they are (e.g. from a metadata service or typed by a user).
@@ -407,7 +497,9 @@ class Catalog:
             The matching records (possibly none).
         """
         k = _parse_key(key, etag)
-        conn = self._connect()
+        conn = self._reader(k.text)
+        if conn is None:
+            return []
         args: list[int | str | None]
         if k.dsid is not None:
             sql, args = _SELECT + "WHERE r.dsid = ?", [k.dsid]
@@ -422,7 +514,9 @@ class Catalog:
     def etags(self, key: int | str) -> list[str]:
         """The e-tags stored for a key (sorted)."""
         k = _parse_key(key, None)
-        conn = self._connect()
+        conn = self._reader(k.text)
+        if conn is None:
+            return []
         column, value = ("dsid", k.dsid) if k.dsid is not None else ("physics_short", k.name)
         rows = conn.execute(
             f"SELECT DISTINCT etag FROM records WHERE {column} = ? AND etag IS NOT NULL "
@@ -495,9 +589,9 @@ class Catalog:
         etags = sorted({r.etag for r in records if r.etag})
         choose = []
         if len(etags) > 1:
-            choose.append(f"etag= one of {', '.join(etags)}")
+            choose.append(f"--etag one of {', '.join(etags)}")
         choose.append(
-            "source= one of " + ", ".join(sorted({r.source.name for r in records}))
+            "--xsec-source one of " + ", ".join(sorted({r.source.name for r in records}))
         )
         msg = (
             f"{len(records)} disagreeing cross-section records for {k.text!r}{etag_text} in "
@@ -507,7 +601,10 @@ class Catalog:
 
     def sources(self) -> list[SourceInfo]:
         """Every source in the catalog, in import order."""
-        rows = self._connect().execute(
+        conn = self._reader()
+        if conn is None:
+            return []
+        rows = conn.execute(
             "SELECT kind, location, format, imported_at, n_records, n_skipped FROM sources "
             "ORDER BY id"
         ).fetchall()
@@ -515,7 +612,9 @@ class Catalog:
 
     def records(self, keys: Iterable[int] | None = None) -> list[XsecRecord]:
         """All records (or those of the given DSIDs), in import order."""
-        conn = self._connect()
+        conn = self._reader()
+        if conn is None:
+            return []
         if keys is None:
             rows = conn.execute(_SELECT + _ORDER).fetchall()
         else:
@@ -529,7 +628,10 @@ class Catalog:
         return [_from_row(row) for row in rows]
 
     def __len__(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        conn = self._reader()
+        if conn is None:
+            return 0
+        return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
 
     def export(self, path: str | Path, keys: Iterable[int] | None = None) -> int:
         """Write records in the PMG format (``crossSection_pb`` and ``etag`` columns), atomically.
@@ -545,6 +647,42 @@ class Catalog:
         from recastkit.metadata.export import write_pmg
 
         return write_pmg(path, self.records(keys))
+
+
+def _store_table(conn: sqlite3.Connection, contents: TableContents, stamp: str) -> int:
+    """Store one parsed table, replacing an earlier import of it; returns the rows replaced."""
+    location = str(contents.path)
+    old = conn.execute(
+        "SELECT id, n_records FROM sources WHERE kind = 'table' AND location = ?",
+        (location,),
+    ).fetchone()
+    replaced = 0
+    if old is not None:
+        replaced = conn.execute("DELETE FROM records WHERE source_id = ?", (old[0],)).rowcount
+        conn.execute("DELETE FROM sources WHERE id = ?", (old[0],))
+    cur = conn.execute(
+        "INSERT INTO sources (kind, location, format, imported_at, n_records, n_skipped)"
+        " VALUES ('table', ?, ?, ?, ?, ?)",
+        (location, contents.format, stamp, len(contents.records), len(contents.skipped)),
+    )
+    source_id = cur.lastrowid
+    assert source_id is not None
+    conn.executemany(
+        f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+        (_record_row(source_id, rec, stamp) for rec in contents.records),
+    )
+    return int(replaced)
+
+
+def _is_wal_without_log(path: Path) -> bool:
+    """Whether an SQLite file is in WAL mode (header bytes 18-19) with no ``-wal`` file."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    wal = len(header) == 20 and header[18] == 2 and header[19] == 2
+    return wal and not Path(f"{path}-wal").exists()
 
 
 def _source_matches(src: Source, wanted: str) -> bool:

@@ -52,10 +52,11 @@ class GridPoint:
 
 
 def _read_json(path: str | os.PathLike[str], what: str) -> Any:
+    from recastkit._files import read_text
+
+    text = read_text(path, what, StatsError)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise StatsError(f"{path}: cannot read {what} ({exc.strerror})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise StatsError(f"{path}: {what} is not valid JSON ({exc})") from None
 
@@ -142,6 +143,10 @@ def evaluate_grid(background_only: str | os.PathLike[str] | Mapping[str, Any],
     """
     bkg = (_read_json(background_only, "background-only workspace")
            if not isinstance(background_only, Mapping) else background_only)
+    if not isinstance(background_only, Mapping):
+        from recastkit.stats.workspace_checks import check_workspace
+
+        check_workspace(bkg, str(background_only), integer=False)
     items: list[tuple[str, Any]]
     if isinstance(patches, Mapping):
         items = list(patches.items())

@@ -161,6 +161,64 @@ def check_sample(sample: BinnedSample) -> None:
             raise HistogramError(msg)
 
 
+def check_observed(counts: Sequence[float], where: str, n_bins: int | None = None,
+                   hint: str = " (a weighted or scaled histogram cannot be observed data; "
+                               "use --toy-data)", *, integer: bool = True) -> None:
+    """Require observed data to be non-negative (integer) counts (and ``n_bins`` of them).
+
+    Args:
+        counts: The observed counts per bin.
+        where: The file (and field) they come from, for the message.
+        n_bins: Expected number of bins, if known.
+        hint: Appended to the message for non-integer or negative counts.
+        integer: Also require integer counts.
+
+    Raises:
+        StatsError: Naming ``where`` and the first bad bins.
+    """
+    try:
+        arr = np.asarray(counts, dtype=float)
+    except (TypeError, ValueError):
+        raise StatsError(f"{where}: observed data must be a list of numbers") from None
+    if arr.ndim != 1:
+        raise StatsError(f"{where}: observed data must be a flat list of counts")
+    if n_bins is not None and arr.size != n_bins:
+        raise StatsError(f"{where}: {arr.size} observed counts for {n_bins} bins")
+    wrong = ~np.isfinite(arr) | (arr < 0)
+    if integer:
+        wrong |= arr != np.round(arr)
+    bad = np.flatnonzero(wrong)
+    if bad.size:
+        shown = ", ".join(f"bin {i}: {float(arr[i])!r}" for i in bad[:5])
+        kind = "integer counts" if integer else "finite counts"
+        msg = (
+            f"{where}: observed data must be non-negative {kind}; got {shown}"
+            + (f" (and {bad.size - 5} more)" if bad.size > 5 else "") + hint
+        )
+        raise StatsError(msg)
+
+
+def validate_samples(signal: BinnedSample, backgrounds: Sequence[BinnedSample],
+                     data: BinnedSample | None = None) -> None:
+    """The per-bin checks of :func:`prepare_inputs`, for samples before any rebinning.
+
+    Merging bins first could hide a negative or NaN bin (or a non-integer count) in a sum,
+    so the fit validates the samples as read, then rebins.
+
+    Raises:
+        HistogramError: Negative/NaN/inf bins, a binning mismatch.
+        StatsError: Observed data that are not non-negative integer counts.
+    """
+    check_sample(signal)
+    for b in backgrounds:
+        check_sample(b)
+        check_same_binning(signal, b)
+    if data is not None:
+        check_same_binning(signal, data)
+        check_observed(data.values, data.source or data.name)
+        check_sample(data)
+
+
 def check_same_binning(reference: BinnedSample, other: BinnedSample) -> None:
     """Require ``other`` to have the bin edges of ``reference``.
 
@@ -281,16 +339,7 @@ def prepare_inputs(signal: BinnedSample, backgrounds: Sequence[BinnedSample],
             if len(counts) != len(signal.values):
                 msg = f"data: {len(counts)} counts for {len(signal.values)} signal bins"
                 raise HistogramError(msg)
-        arr = np.asarray(counts, dtype=float)
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr)))
-        if bad.size:
-            shown = ", ".join(f"bin {i}: {float(arr[i])!r}" for i in bad[:5])
-            msg = (
-                f"{where}: observed data must be non-negative integer counts; got {shown}"
-                + (f" (and {bad.size - 5} more)" if bad.size > 5 else "")
-                + " (a weighted or scaled histogram cannot be observed data; use --toy-data)"
-            )
-            raise StatsError(msg)
+        check_observed(counts, where)
         kind = "observed"
     xsec = None
     if xsec_rel_unc is not None:

@@ -553,7 +553,10 @@ def likelihood_from_workspace(workspace: Mapping[str, Any], *, measurement: str 
     """
     import pyhf
 
+    from recastkit.stats.workspace_checks import check_workspace
+
     use_backend(backend)
+    check_workspace(workspace, integer=False)
     try:
         ws = pyhf.Workspace(dict(workspace))
         kwargs: dict[str, Any] = {}
@@ -564,9 +567,13 @@ def likelihood_from_workspace(workspace: Mapping[str, Any], *, measurement: str 
     except (pyhf.exceptions.InvalidSpecification, pyhf.exceptions.InvalidWorkspaceOperation,
             pyhf.exceptions.InvalidModel, pyhf.exceptions.InvalidMeasurement,
             pyhf.exceptions.InvalidPatchSet, pyhf.exceptions.PatchSetVerificationError,
+            pyhf.exceptions.InvalidModifier, pyhf.exceptions.InvalidInterpCode,
+            pyhf.exceptions.InvalidNameReuse, pyhf.exceptions.UnspecifiedPOI,
             KeyError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StatsError(f"invalid pyhf workspace: {reason}") from None
+        path = getattr(exc, "path", "")
+        where = f" at field '{path}'" if path else ""
+        raise StatsError(f"invalid pyhf workspace{where}: {reason}") from None
     return Likelihood(
         model=model,
         data=tuple(float(x) for x in data),

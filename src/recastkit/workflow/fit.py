@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import hist
 
+from recastkit._files import check_output_dir, output_errors
 from recastkit.exceptions import MissingObjectError, StatsError
 from recastkit.io.hists import read_hists_and_metadata, split_spec
 from recastkit.units import CrossSection, Luminosity
@@ -49,12 +50,14 @@ class FitRequest:
         lumi: Luminosity for the plot label (default: from the ledger).
         mu_max: Upper end of the μ scan (None: automatic).
         n_points: Number of scan points.
+        cl: Confidence level of the upper limits (0.95: where CLs = 0.05).
         test_stat: ``"qtilde"`` or ``"q"``.
         rebin: Merge this many adjacent bins of every input first.
         significance: Also compute the discovery significance.
         workers: Processes for the CLs scan (numpy backend only).
         backend: pyhf tensor backend: ``numpy`` (default) or ``jax`` (exact gradients,
             much faster for models with many bins; ``pip install recastkit[jax]``).
+        plots: Render ``hists.png`` and ``limit.png`` (default True).
     """
 
     signal: str
@@ -70,11 +73,13 @@ class FitRequest:
     lumi: Luminosity | None = None
     mu_max: float | None = None
     n_points: int = 41
+    cl: float = 0.95
     test_stat: str = "qtilde"
     rebin: int = 1
     significance: bool = False
     workers: int = 1
     backend: str = "numpy"
+    plots: bool = True
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,8 @@ def _from_ledger(norm: Mapping[str, Any], key: str, label: str, what: str) -> fl
 
 def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
                        inputs: SearchInputs, lumi_ifb: float | None,
-                       xsec_ref_fb: float | None) -> tuple[Path, ...]:
-    """Render all four files into a staging folder, then move each into ``outdir``.
+                       xsec_ref_fb: float | None, plots: bool = True) -> tuple[Path, ...]:
+    """Render all four files (two without ``plots``) into a staging folder, then move each.
 
     A failure while rendering leaves ``outdir`` untouched; each final move is atomic.
     """
@@ -145,12 +150,15 @@ def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: Limit
 
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.staging-", dir=outdir.parent))
-    names = ("workspace.json", "limit.json", "hists.png", "limit.png")
+    names: tuple[str, ...] = ("workspace.json", "limit.json")
+    if plots:
+        names += ("hists.png", "limit.png")
     try:
         (staging / "workspace.json").write_text(dumps(workspace), encoding="utf-8")
         result.write_json(staging / "limit.json")
-        plot_hists(inputs, staging / "hists.png", lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
-        plot_limit(result, staging / "limit.png", lumi_ifb=lumi_ifb)
+        if plots:
+            plot_hists(inputs, staging / "hists.png", lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
+            plot_limit(result, staging / "limit.png", lumi_ifb=lumi_ifb)
         outdir.mkdir(parents=True, exist_ok=True)
         for name in names:
             os.replace(staging / name, outdir / name)
@@ -179,6 +187,7 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     import numpy as np
 
     from recastkit import stats
+    from recastkit.stats.inputs import validate_samples
 
     if bool(req.backgrounds) == req.mock_background:
         raise StatsError("give either background histograms or the mock background")
@@ -217,19 +226,27 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     lumi_ifb = req.lumi.ifb if req.lumi is not None else (
         float(norm["lumi_ifb"]) if norm.get("lumi_ifb") is not None else None)
 
-    signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label).rebinned(req.rebin)
+    # Every input is read and validated bin by bin before any rebinning: merging bins
+    # first could hide a negative or NaN bin, or a non-integer count, in a sum.
+    signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label)
+    read_bkgs: list[stats.BinnedSample] = []
+    for i, spec in enumerate(req.backgrounds):
+        h, _, label = load_hist(spec, "background")
+        name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
+        read_bkgs.append(stats.BinnedSample.from_hist(h, name, label))
+    data = None
+    if req.data is not None:
+        h, _, label = load_hist(req.data, "data")
+        data = stats.BinnedSample.from_hist(h, "data", label)
+    validate_samples(signal, read_bkgs, data)
+    check_output_dir(req.output, "fit output folder")
+    signal = signal.rebinned(req.rebin)
+    data = None if data is None else data.rebinned(req.rebin)
     rng = np.random.default_rng(req.seed)
     backgrounds: list[stats.BinnedSample] = []
     if req.mock_background:
         backgrounds.append(stats.mock_background(signal.edges, rng))
-    for i, spec in enumerate(req.backgrounds):
-        h, _, label = load_hist(spec, "background")
-        name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
-        backgrounds.append(stats.BinnedSample.from_hist(h, name, label).rebinned(req.rebin))
-    data = None
-    if req.data is not None:
-        h, _, label = load_hist(req.data, "data")
-        data = stats.BinnedSample.from_hist(h, "data", label).rebinned(req.rebin)
+    backgrounds += [b.rebinned(req.rebin) for b in read_bkgs]
     inputs = stats.prepare_inputs(signal, backgrounds, data, rng=rng, xsec_rel_unc=xsec_rel,
                                   lumi_rel_unc=lumi_rel)
 
@@ -248,13 +265,15 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
         "rebin": req.rebin,
     }
     result = stats.upper_limit(lh, mu_max=req.mu_max, n_points=req.n_points,
-                               test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
+                               cl=req.cl, test_stat=req.test_stat, xsec_ref_fb=xsec_ref_fb,
                                significance=req.significance, workers=req.workers,
                                settings=settings, notes=notes, progress=progress)
     final_bound = float(result.settings["poi_bounds"][1])
     workspace = stats.build_workspace(stats.build_search_model(inputs, mu_bound=final_bound))
-    files = _write_fit_outputs(Path(req.output), workspace, result, inputs=inputs,
-                               lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb)
+    with output_errors(req.output, "fit outputs"):
+        files = _write_fit_outputs(Path(req.output), workspace, result, inputs=inputs,
+                                   lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb,
+                                   plots=req.plots)
     return FitOutcome(result=result, inputs=inputs, files=files, lumi_ifb=lumi_ifb)
 
 

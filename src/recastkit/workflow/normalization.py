@@ -31,6 +31,7 @@ from recastkit.exceptions import ScalingError
 from recastkit.io.hists import read_hists_and_metadata, split_spec, write_hists
 from recastkit.scaling import Ledger, scale_hist
 from recastkit.units import CrossSection, Luminosity
+from recastkit.workflow.scale_checks import check_scale_inputs
 
 if TYPE_CHECKING:
     pass
@@ -223,6 +224,8 @@ def scale_file(
     input_spec: str | os.PathLike[str],
     output: str | os.PathLike[str],
     req: NormalizationRequest,
+    *,
+    force: bool = False,
 ) -> ScaleResult:
     """Scale the histograms of a file and write them with the ledger as metadata.
 
@@ -231,6 +234,8 @@ def scale_file(
             histogram is scaled (a text output takes one: :data:`DEFAULT_HIST` if present).
         output: Output path; the format follows the extension.
         req: The user's factors.
+        force: Scale an input that is already scaled (its ledger is kept in the output's
+            metadata as ``input_normalization``).
 
     Returns:
         The ledger, the output path and the scaled histogram names.
@@ -238,6 +243,7 @@ def scale_file(
     path, name = split_spec(input_spec)
     hists, metadata = read_hists_and_metadata(path)
     chosen = _pick_hists(hists, name, str(path))
+    check_scale_inputs(path, output, chosen, metadata, force=force)
     out = Path(output)
     if out.suffix.lower() == ".txt" and len(chosen) > 1:
         if DEFAULT_HIST in chosen:
@@ -256,6 +262,8 @@ def scale_file(
         "recastkit_version": __version__,
         "selection_metadata": {k: v for k, v in metadata.items() if k != "normalization"},
     }
+    if metadata.get("normalization"):
+        out_meta["input_normalization"] = metadata["normalization"]
     write_hists(out, scaled, out_meta)
     yields = {n: float(h.values().sum()) for n, h in scaled.items()}
     log.info("wrote %s (%s), scale %.6g", out, ", ".join(scaled), ledger.scale)

@@ -1,0 +1,288 @@
+"""The yadage export: yadage's own validation, REANA and recast-atlas entries, refusals, a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from recastkit import __version__
+from recastkit.cli import main
+from recastkit.io.synthetic import write_signal_sample
+
+ZH = ("mc16_13TeV.345055.PowhegPythia8EvtGen_NNPDF3_AZNLO_ZH125J_MINLO_llbb_VpT.deriv."
+      "DAOD_EXOT27.e5706_s3126_r10724_p3840")
+TT = ("mc16_13TeV.410470.PhPy8EG_A14_ttbar_hdamp258p75_nonallhad.deriv.DAOD_EXOT27."
+      "e6337_s3126_r10724_p3840")
+#: PMG-format table: σ in pb, ε, k for both samples.
+TABLE = (
+    "dataset_number/I:physics_short/C:crossSection_pb/D:genFiltEff/D:kFactor/D:"
+    "relUncertUP/D:relUncertDOWN/D:generator_name/C:etag/C\n"
+    "345055\t\tZH125\t\t0.044837\t\t1.0\t\t1.0\t\t0.0\t\t0.0\t\tPowheg\t\te5706\n"
+    "410470\t\tttbar\t\t0.0175\t\t0.5\t\t1.2\t\t0.0\t\t0.0\t\tPowheg\t\te6337\n"
+)
+SUMW_SIG, SUMW_BKG = 6813.0258, 2000.0
+
+
+SR = {"name": "SR", "selection": {"jets": {"min_jets": 2},
+                                  "histograms": {"mjj": {"bins": 20, "low_gev": 0,
+                                                         "high_gev": 500}}}}
+
+
+def _spec(tmp: Path, **changes: Any) -> Path:
+    """A small analysis: generated-like signal and background files, data files, one table."""
+    events = tmp / "events"
+    events.mkdir(exist_ok=True)
+    write_signal_sample(events / "sig.root", 1500, 1, sum_of_weights=SUMW_SIG)
+    write_signal_sample(events / "tt.root", 1500, 2, resonance_gev=300.0,
+                        sum_of_weights=SUMW_BKG)
+    # data: weighted events, selected with unit weights (the export's data selection)
+    write_signal_sample(events / "data.root", 1500, 3, resonance_gev=300.0)
+    (tmp / "xsec.txt").write_text(TABLE, encoding="utf-8")
+    doc: dict[str, Any] = {
+        "version": 1, "name": "small-search", "description": "A small search for the test.",
+        "samples": {
+            "signal": {"name": "ZH", "dataset": ZH, "files": ["events/sig.root"]},
+            "backgrounds": [{"name": "ttbar", "dataset": TT, "files": ["events/tt.root"]}],
+            "data": {"files": ["events/data.root"]},
+        },
+        "regions": [
+            SR,
+            {"name": "CR-3j", "selection": {"jets": {"min_jets": 3},
+                                            "histograms": {"mjj": {"bins": 20, "low_gev": 0,
+                                                                   "high_gev": 500}}}},
+        ],
+        "normalization": {"catalogs": ["xsec.txt"], "lumi": "140.1 fb^-1",
+                          "overrides": {"ZH": {"k_factor": 1.0}}},
+        "interpretation": {"regions": ["SR"], "observable": "h_mjj_kin", "n_points": 5,
+                           "rebin": 4, "cl": 0.9},
+    }
+    for key, value in changes.items():
+        doc[key] = value
+    path = tmp / "analysis.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("export")
+    spec = _spec(tmp)
+    out = tmp / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(out), "--copy-inputs",
+                                    "--image", "registry.example/recastkit", "--tag", "9.9"])
+    assert res.exit_code == 0, res.output
+    return spec, out
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_workflow_passes_yadage_validation(exported: tuple[Path, Path]) -> None:
+    import yadage.workflow_loader
+    import yadageschemas
+
+    _, out = exported
+    wf = yadage.workflow_loader.workflow("workflow.yml", toplevel=str(out), validate=True)
+    stages = {s["name"]: s for s in wf["stages"]}
+    assert list(stages) == [
+        "catalog", "select_signal_SR", "scale_signal_SR", "select_signal_CR_3j",
+        "scale_signal_CR_3j", "select_ttbar_SR", "scale_ttbar_SR", "select_ttbar_CR_3j",
+        "scale_ttbar_CR_3j", "select_data_SR", "select_data_CR_3j", "fit_SR"]
+
+    def params(name: str) -> dict[str, Any]:
+        return {p["key"]: p["value"] for p in stages[name]["scheduler"]["parameters"]}
+
+    def deps(name: str) -> list[str]:
+        return list(stages[name]["dependencies"]["expressions"])
+
+    # every stage reads upstream outputs by published name, never by path
+    assert deps("select_signal_SR") == ["init"]
+    assert params("select_signal_SR")["input_files"]["step"] == "init"
+    assert params("select_signal_SR")["input_files"]["output"] == "signal_files"
+    assert params("select_signal_SR")["dataset"]["output"] == "signal_dataset"
+    assert deps("scale_signal_SR") == ["select_signal_SR", "catalog"]
+    assert params("scale_signal_SR")["histfile"]["step"] == "select_signal_SR"
+    assert params("scale_signal_SR")["histfile"]["output"] == "histfile"
+    assert params("scale_signal_SR")["options"]["output"] == "signal_scale_options"
+    assert deps("fit_SR") == ["scale_signal_SR", "scale_ttbar_SR", "select_data_SR"]
+    fit = params("fit_SR")
+    assert (fit["signal"]["step"], fit["bkg_ttbar"]["step"], fit["data"]["step"]) == (
+        "scale_signal_SR", "scale_ttbar_SR", "select_data_SR")
+    for name, stage in stages.items():
+        for key, value in params(name).items():
+            if isinstance(value, str):
+                assert not value.startswith("/"), (name, key, value)
+        step = stage["scheduler"]["step"]
+        assert step["environment"]["image"] == "registry.example/recastkit"
+        assert step["environment"]["imagetag"] == "9.9"
+        assert step["process"]["cmd"].startswith("recastkit ")
+
+    # each step definition on its own against the packtivity schema of yadage-schemas
+    steps = _load(out / "steps.yml")
+    assert set(steps) == {"import_catalog", "select_mc", "select_data", "scale", "fit"}
+    for step in steps.values():
+        yadageschemas.validate_spec(step, {"schema_name": "packtivity/packtivity-schema",
+                                           "schemadir": None})
+    assert params("fit_SR")["options"] == (
+        "--test-stat qtilde --n-points 5 --rebin 4 --backend numpy --cl 0.9")
+    fit_cmd = steps["fit"]["process"]["cmd"]
+    assert "--background {bkg_ttbar}:{observable}" in fit_cmd
+    assert "--data {data}:{observable}" in fit_cmd
+
+
+def test_inputs_reana_and_recast_entries(exported: tuple[Path, Path]) -> None:
+    _, out = exported
+    inputs = _load(out / "inputs.yml")
+    assert inputs["signal_dataset"] == ZH
+    assert inputs["signal_files"] == ["inputs/signal/sig.root"]
+    assert inputs["bkg_ttbar_dataset"] == TT
+    assert inputs["data_files"] == ["inputs/data/data.root"]
+    assert inputs["xsec_tables"] == ["inputs/xsec/xsec.txt"]
+    assert inputs["signal_scale_options"] == "--lumi '140.1 fb^-1' --k-factor 1.0"
+    assert _load(out / inputs["selection_CR_3j"])["jets"] == {"min_jets": 3}
+    data_sel = _load(out / inputs["selection_CR_3j_data"])
+    assert data_sel["jets"] == {"min_jets": 3}
+    assert data_sel["input"] == {"unweighted": True}
+
+    reana = _load(out / "reana.yaml")
+    assert reana["workflow"] == {"type": "yadage", "file": "workflow.yml"}
+    assert reana["inputs"]["parameters"] == inputs
+    for f in reana["inputs"]["files"]:
+        assert (out / f).is_file(), f
+    assert "fit_SR/limit.json" in reana["outputs"]["files"]
+    assert "fit_SR/limit.png" in reana["outputs"]["files"]
+
+    recast = _load(out / "recast.yml")
+    assert recast["name"] == "recastkit/small-search"
+    assert set(recast["metadata"]) >= {"author", "short_description"}
+    assert recast["spec"] == {"toplevel": str(out.resolve()), "workflow": "workflow.yml"}
+    assert recast["example_inputs"]["default"]["initdata"] == inputs
+    assert Path(recast["example_inputs"]["default"]["dataopts"]["initdir"]) == out.resolve()
+    assert recast["results"][0]["relpath"] == "fit_SR/limit.json"
+
+
+def test_default_image_is_tagged_with_the_version(tmp_path: Path) -> None:
+    from recastkit.workflow.export import export_yadage
+
+    spec = Path(__file__).resolve().parents[2] / "examples" / "demo" / "analysis.yml"
+    res = export_yadage(spec, tmp_path / "wf")
+    steps = _load(tmp_path / "wf" / "steps.yml")
+    assert {s["environment"]["image"] for s in steps.values()} == {"recastkit/recastkit"}
+    assert {s["environment"]["imagetag"] for s in steps.values()} == {__version__}
+    assert res.stages == ("catalog", "select_signal_SR", "scale_signal_SR", "fit_SR")
+    # the generated signal is written next to the workflow, as an input REANA uploads
+    assert res.parameters["signal_files"] == ["inputs/signal.root"]
+    assert (tmp_path / "wf" / "inputs" / "signal.root").stat().st_size > 0
+    assert "--mock-background --toy-data --seed 42" in _load(
+        tmp_path / "wf" / "workflow.yml")["stages"][-1]["scheduler"]["parameters"]["options"]
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"outputs": {"report": True, "access_token": "x"}}, "looks like a credential"),
+    ({"samples": {"signal": {"name": "ZH", "dataset": ZH, "files": ["events/sig.root"]},
+                  "backgrounds": [{"name": "ttbar", "dataset": TT, "files": ["events/tt.root"]},
+                                  {"name": "mock", "mock": {"seed": 1}}],
+                  "data": {"toy": {"seed": 1}}}}, "either MC backgrounds or the mock"),
+])
+def test_refused_specs_write_nothing(tmp_path: Path, changes: dict[str, Any],
+                                     message: str) -> None:
+    spec = _spec(tmp_path, **changes)
+    out = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(out)])
+    assert res.exit_code == 2
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("RECASTKIT_RUN_YADAGE") != "1",
+                    reason="runs 7 yadage steps (~50 s on 2 busy cores); set "
+                           "RECASTKIT_RUN_YADAGE=1 to run it")
+def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
+    """Run the exported workflow with yadage, steps in local processes instead of docker."""
+    yadage_run = Path(sys.executable).parent / "yadage-run"
+    if not yadage_run.exists():
+        pytest.skip(f"yadage-run not installed beside {sys.executable}")
+    spec = _spec(tmp_path, regions=[SR])
+    local = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(local), "--copy-inputs"])
+    assert res.exit_code == 0, res.output
+    steps = _load(local / "steps.yml")
+    for step in steps.values():
+        step["environment"] = {"environment_type": "localproc-env"}
+    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
+         "-d", f"initdir={local}", "-b", "foregroundasync"],
+        cwd=local, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    limit = json.loads((work / "fit_SR" / "limit.json").read_text(encoding="utf-8"))
+    assert limit["observed_mu"] > 0
+    assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
+    assert limit["cl"] == 0.9
+    for name in ("limit.png", "hists.png", "workspace.json"):
+        assert (work / "fit_SR" / name).stat().st_size > 0
+    # each sample normalized from the imported table, the spec's L and the bookkeeping Σw
+    from recastkit.io.hists import read_hists_and_metadata
+
+    _, sig = read_hists_and_metadata(work / "scale_signal_SR" / "scaled.root")
+    assert sig["normalization"]["scale"] == pytest.approx(44.837 * 140.1 / SUMW_SIG, rel=1e-9)
+    assert f"{sig['normalization']['scale']:.6f}" == "0.922008"
+    _, tt = read_hists_and_metadata(work / "scale_ttbar_SR" / "scaled.root")
+    assert tt["normalization"]["scale"] == pytest.approx(
+        17.5 * 0.5 * 1.2 * 140.1 / SUMW_BKG, rel=1e-9)
+
+
+def test_physlite_example_exports_with_its_files(shared_data: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real-data example: files copied in, the SUSYTools table as the catalog input."""
+    import yadage.workflow_loader
+
+    from recastkit.workflow.export import export_yadage
+
+    monkeypatch.setenv("RECASTKIT_TESTDATA", str(shared_data))
+    spec = Path(__file__).resolve().parents[2] / "examples" / "physlite" / "analysis.yml"
+    if not (shared_data / "root" / "DAOD_PHYSLITE_21.2.108.0.art.pool.root").is_file():
+        pytest.skip(f"PHYSLITE file not under {shared_data}/root")
+    out = tmp_path / "wf"
+    res = export_yadage(spec, out, copy_inputs=True)
+    assert res.notes[-1].startswith("the mock background and/or toy data")
+    assert res.parameters["signal_files"] == [
+        "inputs/signal/DAOD_PHYSLITE_21.2.108.0.art.pool.root"]
+    assert res.parameters["bkg_ttbar_bkg_files"] == ["inputs/ttbar_bkg/uproot-issue-123b.root"]
+    assert res.parameters["xsec_tables"] == ["inputs/xsec/mc16_13TeV_Backgrounds.txt"]
+    assert res.parameters["signal_scale_options"] == "--lumi '1 pb^-1'"
+    for rel in (*res.parameters["signal_files"], *res.parameters["xsec_tables"]):
+        assert (out / rel).stat().st_size == (shared_data / (
+            "root" if rel.endswith(".root") else "xsec/SUSYTools") / Path(rel).name).stat().st_size
+    wf = yadage.workflow_loader.workflow("workflow.yml", toplevel=str(out), validate=True)
+    assert [s["name"] for s in wf["stages"]] == [
+        "catalog", "select_signal_SR", "scale_signal_SR", "select_ttbar_bkg_SR",
+        "scale_ttbar_bkg_SR", "fit_SR"]
+    assert str(shared_data) not in (out / "inputs.yml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args", [["--image", "Not An Image"], ["--tag", "bad tag"]])
+def test_bad_image_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
+    spec = Path(__file__).resolve().parents[2] / "examples" / "demo" / "analysis.yml"
+    out = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(out), *args])
+    assert res.exit_code == 2
+    assert res.output.startswith("Error: --")
+    assert len(res.output.strip().splitlines()) == 1
+    assert not out.exists()
