@@ -73,3 +73,16 @@ def test_limit_with_patch_and_patchset(tmp_path: Path) -> None:
     assert "no patch named 'pt_b'; 1 patches: pt_a" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_limit_bad_inputs_are_one_line(tmp_path: Path) -> None:
+    ws = _workspace()
+    ws["channels"][0]["samples"][1]["data"] = [50.0, float("nan")]
+    (tmp_path / "nan.json").write_text(json.dumps(ws))
+    (tmp_path / "broken.json").write_text("{not json")
+    for args in (["limit", str(tmp_path / "nan.json")], ["limit", str(tmp_path / "broken.json")],
+                 ["limit", str(tmp_path / "missing.json")]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

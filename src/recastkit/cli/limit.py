@@ -49,15 +49,34 @@ def command(workspace: str, patches: tuple[str, ...], measurement: str | None, c
       recastkit limit BkgOnly.json -p patch.sbottom_1300_205_60.json
     """
     from recastkit.cli._common import echo_json, echo_table
+    from recastkit.exceptions import StatsError
     from recastkit.stats.engine import limits_of_likelihood
     from recastkit.stats.grid import apply_patches
     from recastkit.stats.model import likelihood_from_workspace
     from recastkit.stats.results import BAND_LABELS
+    from recastkit.stats.workspace_checks import check_workspace
 
     doc = _read_json(workspace, "workspace")
+    source = "<stdin>" if workspace == "-" else workspace
+    if not isinstance(doc, dict):
+        check_workspace(doc, source)  # names the file: a workspace is a JSON object
     patched = apply_patches(doc, [_patch(p) for p in patches])
-    lh = likelihood_from_workspace(patched, measurement=measurement)
-    res = limits_of_likelihood(lh, cl=cl, test_stat=test_stat)
+    if patches:
+        source += f" patched with {', '.join(patches)}"
+    check_workspace(patched, source, integer=False)
+    try:
+        lh = likelihood_from_workspace(patched, measurement=measurement)
+    except StatsError as exc:
+        raise StatsError(f"{source}: {exc}") from None
+    try:
+        res = limits_of_likelihood(lh, cl=cl, test_stat=test_stat)
+    except Exception as exc:  # pyhf's own failures (e.g. FailedMinimization): one line
+        if not type(exc).__module__.startswith("pyhf"):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = (f"{source}: the limit search failed ({type(exc).__name__}: {reason}); "
+               "check the workspace's sample yields and modifiers")
+        raise StatsError(msg) from None
     seconds = res.seconds
     if as_json:
         echo_json({"observed": res.observed, "expected": list(res.expected),
