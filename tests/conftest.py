@@ -57,3 +57,21 @@ def _isolated_catalog(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("catalog") / "catalog.sqlite"
     monkeypatch.setenv("RECASTKIT_CATALOG", str(path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def synthetic_grid(tmp_path: Path) -> Path:
+    """A folder with BkgOnly.json and patch.sig_<m1>_<m2>.json (12 points)."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gridfactory import synthetic_grid_workspace
+
+    bkg, patches = synthetic_grid_workspace()
+    folder = tmp_path / "grid"
+    folder.mkdir()
+    (folder / "BkgOnly.json").write_text(json.dumps(bkg))
+    for name, patch in patches.items():
+        (folder / f"patch.{name}.json").write_text(json.dumps(patch))
+    return folder

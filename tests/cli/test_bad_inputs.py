@@ -384,7 +384,8 @@ CASES: dict[str, Case] = {
         "permission denied", needs_non_root=True),
     "grid/output-disk-full": Case(
         lambda t: ["grid", *map(str, _grid_inputs(t)), "-o", "/dev/full"],
-        "/dev/full: cannot write the output: no space left on device", needs="/dev/full"),
+        "/dev/full: cannot write the grid output folder: it is a file, not a folder",
+        needs="/dev/full"),
     "fit/output-under-a-file": Case(
         lambda t: [*_fit_inputs(t)[:-2], "-o", str(_a_file(t) / "fit")],
         "fit: cannot write the fit output folder: "),

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("recastkit.cli.select", "Fill weighted histograms from events (skimming step)."),
     "fit": ("recastkit.cli.fit", "CLs scan and upper limits for a scaled signal."),
     "cls": ("recastkit.cli.cls", "CLs of any pyhf workspace at a signal strength."),
+    "limit": ("recastkit.cli.limit", "Upper limits on μ of any pyhf workspace (root finding)."),
     "grid": ("recastkit.cli.grid", "CLs over the signal points of a published likelihood."),
     "demo": ("recastkit.cli.demo", "Run the whole chain on generated example data."),
     "export": ("recastkit.cli.export",

@@ -8,7 +8,9 @@ This package is the only user of pyhf in recastkit. The high-level API:
 - :func:`make_likelihood` / :func:`likelihood_from_workspace`: compile for pyhf.
 - :func:`compute_cls`, :func:`upper_limit`, :func:`discovery_significance`: inference,
   returning :class:`ClsResult` / :class:`LimitResult`.
-- :func:`recastkit.stats.grid.evaluate_grid`: published likelihoods + signal patches.
+- :func:`recastkit.stats.grid.run_grid`: published likelihoods + signal patches, resumable
+  (inputs in :mod:`~recastkit.stats.gridinputs`, the fast engine in
+  :mod:`~recastkit.stats.batchfit`, contours in :mod:`~recastkit.stats.contour`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Statistics follow Cowan, Cranmer, Gross, Vitells, Eur. Phys. J. C 71 (2011) 1554
 (arXiv:1007.1727): the test statistic q̃_μ (``"qtilde"``, POI bounded at 0) or q_μ (``"q"``),
 q₀ for discovery, and the CLs method of Read, J. Phys. G 28 (2002) 2693. Every CLs value is
-computed by :func:`pyhf.infer.hypotest` (numpy backend, scipy optimizer).
+computed by :func:`pyhf.infer.hypotest` (numpy backend, scipy optimizer) in
+:func:`compute_cls`.
 
 Speed: a hypotest runs five maximum-likelihood fits, three of which do not depend on the
 tested μ (the free fits to the data and to the Asimov data, and the background-only fit that
@@ -13,11 +14,10 @@ calling :func:`pyhf.infer.hypotest` directly. The fits use finite-difference gra
 backend), so their cost grows with the square of the number of parameters: a one-channel model
 with 100 bins (100 staterror parameters) needs ~10 s per μ point, a 10-bin model ~0.2 s.
 
-Upper limits: the initial μ range is three times a fit-free Asimov estimate of the median
-expected limit; it then adapts until the observed and every expected CLs curve cross the
-level ``1 − cl`` (extending or shrinking it, with a log message and a note in the result);
-the scan is interpolated linearly in log CLs between the two bracketing points, and the
-observed limit is then refined with :func:`scipy.optimize.toms748` on CLs(μ) − (1 − cl).
+Upper limits (:func:`upper_limit`) are found by root finding on each CLs curve with the
+limit engine (:mod:`recastkit.stats.engine`): the closed-form profile likelihood of
+:mod:`recastkit.stats.fastfit` for models with MC-stat and normalization nuisance parameters,
+pyhf's ``toms748_scan`` otherwise; the CLs scan kept in the result is for the plot.
 """
 
 from __future__ import annotations
@@ -262,23 +262,6 @@ class _ClsCurve:
                 self(mu)
 
 
-def _crossing(mus: np.ndarray, cls: np.ndarray, level: float) -> int | None:
-    """Index i of the first scan interval with cls[i] ≥ level > cls[i+1]."""
-    for i in range(len(mus) - 1):
-        if cls[i] >= level > cls[i + 1]:
-            return i
-    return None
-
-
-def _interp_log(mus: np.ndarray, cls: np.ndarray, i: int, level: float) -> float:
-    a, b = max(cls[i], 1e-300), max(cls[i + 1], 1e-300)
-    la, lb, lt = math.log(a), math.log(b), math.log(level)
-    if la == lb:
-        return float(mus[i])
-    t = (la - lt) / (la - lb)
-    return float(mus[i] + t * (mus[i + 1] - mus[i]))
-
-
 def asimov_limit_estimate(lh: Likelihood) -> float | None:
     """A cheap estimate of the median expected 95% CL limit on μ (no fit).
 
@@ -303,43 +286,6 @@ def asimov_limit_estimate(lh: Likelihood) -> float | None:
     return 1.96 / math.sqrt(q)
 
 
-def _find_range(curve: _ClsCurve, hi: float, level: float, user_range: bool,
-                notes: list[str]) -> float:
-    """Adapt the upper end of the μ range until every CLs curve is below ``level`` there."""
-    start = hi
-    steps = 0
-    curve.many([hi, hi / 2])  # both first probes at once when there are several workers
-    while max(curve.all_curves(hi)) >= level:
-        steps += 1
-        if steps > MAX_RANGE_STEPS:
-            msg = (
-                f"CLs stays above {level:g} up to μ = {hi:g}: the model has no sensitivity to "
-                "the signal (check the signal normalization)"
-            )
-            raise StatsError(msg)
-        hi *= 2.0
-        curve.set_likelihood(curve.lh.with_poi_bound(hi))
-    extended = hi > start
-    while not extended and hi / 2 > 1e-9 and max(curve.all_curves(hi / 2)) < level:
-        steps += 1
-        if steps > MAX_RANGE_STEPS:
-            break
-        hi /= 2.0
-    if hi != start:
-        verb = "extended" if hi > start else "shrunk"
-        what = "requested" if user_range else "initial"
-        note = (
-            f"μ range {verb} from the {what} [0, {start:g}] to [0, {hi:g}] so that it brackets "
-            f"the observed and expected limits"
-        )
-        if user_range:
-            log.warning(note)
-        else:
-            log.info(note)
-        notes.append(note)
-    return hi
-
-
 def discovery_significance(lh: Likelihood) -> tuple[float, float, float, float]:
     """Discovery p-values and significances from q₀ (asymptotic).
 
@@ -359,37 +305,56 @@ def discovery_significance(lh: Likelihood) -> tuple[float, float, float, float]:
     return p0_obs, p0_exp, float(norm.isf(p0_obs)), float(norm.isf(p0_exp))
 
 
+def _nice_ceiling(x: float) -> float:
+    """The smallest number with two significant digits that is ≥ ``x``."""
+    if x <= 0 or not math.isfinite(x):
+        return 1.0
+    exponent = math.floor(math.log10(x)) - 1
+    step = 10.0**exponent
+    return float(f"{math.ceil(x / step - 1e-9) * step:.2g}")
+
+
 def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 41,
                 cl: float = 0.95, test_stat: TestStat | str = "qtilde",
                 xsec_ref_fb: float | None = None, significance: bool = False,
                 refine: bool = True, workers: int = 1,
                 settings: Mapping[str, Any] | None = None,
                 notes: Sequence[str] = (), progress: Progress | None = None) -> LimitResult:
-    """Scan CLs in μ and compute the observed and expected upper limits.
+    """Observed and expected upper limits by root finding, and a CLs scan for the plot.
+
+    The limits are the crossings CLs(μ) = 1 − ``cl`` of the observed curve and of each of
+    the five expected curves, found by root finding (:mod:`recastkit.stats.engine`): on the
+    fast path (closed-form profile likelihood, :mod:`recastkit.stats.fastfit`) for models
+    with MC-stat and normalization nuisance parameters, with pyhf's ``toms748_scan``
+    otherwise. The scan (``mu_values``, ``cls_observed``, ``cls_expected``) is only for the
+    plot: ``n_points`` values from 0 to ``mu_max``.
 
     Args:
         lh: The compiled model and data.
-        mu_max: Upper end of the scan; chosen automatically when None (starting at three
-            times :func:`asimov_limit_estimate`, then doubling or halving). A range that
-            does not bracket every limit is extended, a range much wider than the largest
-            limit is shrunk; both are noted.
+        mu_max: Upper end of the scan; by default 1.2 × the largest limit rounded up to two
+            digits. A given range that does not reach beyond every limit is doubled until it
+            does, a range more than twice the largest limit is halved; both are noted.
         n_points: Number of scan points from 0 to ``mu_max`` (≥ 3).
         cl: Confidence level (the limit is where CLs = 1 − ``cl``).
         test_stat: ``"qtilde"`` or ``"q"``.
         xsec_ref_fb: σ × BR (fb) of the μ = 1 signal; gives the σ × BR limits.
-        significance: Also compute the discovery significance (q₀).
-        refine: Refine the observed limit with toms748 (otherwise interpolate only).
-        workers: Processes for the scan (fork; 1 = serial).
+        significance: Also compute the discovery significance (q₀, pyhf).
+        refine: Ignored (kept for compatibility): every limit is found by root finding.
+        workers: Processes for the scan on pyhf's path (fork; 1 = serial).
         settings: Extra settings to record (e.g. the seed).
         notes: Remarks to carry into the result.
-        progress: Called after each hypotest with the count so far and a label.
+        progress: Called with a count and a label after the limits and after the scan.
 
     Raises:
-        StatsError: Invalid arguments, or no sensitivity within 2³⁰ × the initial range.
+        StatsError: Invalid arguments, or no sensitivity within 2³⁰ × the requested range.
     """
-    import pyhf
-    from scipy.optimize import toms748
+    import time
 
+    import pyhf
+
+    from recastkit.stats.engine import LikelihoodEngine
+
+    del refine
     _check_test_stat(test_stat)
     if not 0 < cl < 1:
         raise StatsError(f"confidence level must be in (0, 1), got {cl!r}")
@@ -397,52 +362,63 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
         raise StatsError(f"n_points must be at least 3, got {n_points}")
     if mu_max is not None and not (math.isfinite(mu_max) and mu_max > 0):
         raise StatsError(f"mu_max must be a positive number, got {mu_max!r}")
+    t0 = time.perf_counter()
     level = 1.0 - cl
     all_notes = list(notes)
-    with fit_cache():
-        if mu_max is not None:
-            start = float(mu_max)
-        else:
-            estimate = asimov_limit_estimate(lh)
-            # 3 × the median estimate covers the +2σ band (≈ 1.9 × median) with margin.
-            start = 1.0 if estimate is None else float(f"{3.0 * estimate:.2g}")
-        curve = _ClsCurve(lh.with_poi_bound(start), str(test_stat), workers, progress)
-        hi = _find_range(curve, start, level, mu_max is not None, all_notes)
-        mus = np.linspace(0.0, hi, int(n_points))
-        curve.many(mus.tolist())
-        obs_arr = np.array([curve(m)[0] for m in mus])
-        exp_arr = np.array([curve(m)[1] for m in mus]).T  # 5 × n
-        limits: list[float] = []
-        for row in (obs_arr, *exp_arr):
-            i = _crossing(mus, row, level)
-            if i is None:
-                msg = (
-                    f"CLs does not cross {level:g} in the scan [0, {hi:g}] (values "
-                    f"{row[0]:.3g} … {row[-1]:.3g}); try a larger --n-points or --mu-max"
-                )
-                raise StatsError(msg)
-            limits.append(_interp_log(mus, row, i, level))
-        if refine:
-            i_obs = _crossing(mus, obs_arr, level)
-            assert i_obs is not None
-            a, b = float(mus[i_obs]), float(mus[i_obs + 1])
-            # rtol 1e-5 on μ keeps |CLs(limit) − level| far below 1e-4 at a few evaluations
-            limits[0] = float(toms748(lambda m: curve(m)[0] - level, a, b, k=2,
-                                      xtol=1e-12, rtol=1e-5))
-        cls_obs_at_limit = curve(limits[0])[0] if refine else None
-        final_lh = curve.lh
-        sig = discovery_significance(final_lh) if significance else None
-    exp_mu = (limits[1], limits[2], limits[3], limits[4], limits[5])
+    engine = LikelihoodEngine(lh, str(test_stat))
+    lim = engine.limits(cl)
+    if progress is not None:
+        progress(1, "limits")
+    limits = [lim.observed, *lim.expected]
+    top = max(limits)
+    if mu_max is not None:
+        if not math.isfinite(top) or top > mu_max * 2.0**MAX_RANGE_STEPS:
+            msg = (
+                f"CLs stays above {level:g} up to μ = {mu_max * 2.0**MAX_RANGE_STEPS:g}: the "
+                "model has no sensitivity to the signal (check the signal normalization)"
+            )
+            raise StatsError(msg)
+        hi = float(mu_max)
+        while hi <= top:
+            hi *= 2.0
+        while hi / 2.0 > top:
+            hi /= 2.0
+        if hi != mu_max:
+            verb = "extended" if hi > mu_max else "shrunk"
+            note = (
+                f"μ range {verb} from the requested [0, {mu_max:g}] to [0, {hi:g}] so that it "
+                "brackets the observed and expected limits"
+            )
+            log.warning(note)
+            all_notes.append(note)
+    else:
+        hi = _nice_ceiling(1.2 * top)
+    mus = np.linspace(0.0, hi, int(n_points))
+    final_lh = lh.with_poi_bound(hi)
+    obs_list, exp_list = engine.cls([*mus.tolist(), lim.observed], workers=workers,
+                                    progress=progress)
+    cls_obs_at_limit = obs_list.pop()
+    exp_list.pop()
+    if progress is not None:
+        progress(2, "CLs scan")
+    obs_arr = np.asarray(obs_list)
+    exp_arr = np.asarray(exp_list).T  # 5 × n
+    sig = discovery_significance(final_lh) if significance else None
+    all_notes.extend(n for n in engine.notes if n not in lim.notes)
+    all_notes.extend(lim.notes)
+    exp_mu = lim.expected
     exp_xsec = None
     obs_xsec = None
     if xsec_ref_fb is not None:
-        obs_xsec = limits[0] * xsec_ref_fb
+        obs_xsec = lim.observed * xsec_ref_fb
         exp_xsec = (exp_mu[0] * xsec_ref_fb, exp_mu[1] * xsec_ref_fb, exp_mu[2] * xsec_ref_fb,
                     exp_mu[3] * xsec_ref_fb, exp_mu[4] * xsec_ref_fb)
     elif not any("σ × BR" in n for n in all_notes):
         all_notes.append("no reference cross section given: no σ × BR limit")
     backend, optimizer = pyhf.get_backend()
     poi_bounds = final_lh.par_bounds[final_lh.poi_index]
+    method = ("root finding (Anderson–Björck) on the fast profile likelihood"
+              if lim.path == "fast" else "pyhf toms748_scan")
     record: dict[str, Any] = {
         "mu_range": [0.0, float(hi)],
         "n_points": int(n_points),
@@ -452,19 +428,18 @@ def upper_limit(lh: Likelihood, *, mu_max: float | None = None, n_points: int = 
         "backend": getattr(backend, "name", type(backend).__name__),
         "optimizer": getattr(optimizer, "name", type(optimizer).__name__),
         "calculator": "asymptotics",
+        "engine": engine.path if lim.path == "fast" else "pyhf",
         "poi": final_lh.poi_name,
         "poi_bounds": [float(poi_bounds[0]), float(poi_bounds[1])],
-        "observed_limit_method": "toms748" if refine else "log-linear interpolation",
-        "expected_limit_method": "log-linear interpolation of the scan",
-        "n_hypotests": curve.n_hypotests,
+        "observed_limit_method": method,
+        "expected_limit_method": method,
+        "cls_observed_at_limit": cls_obs_at_limit,
     }
-    if cls_obs_at_limit is not None:
-        record["cls_observed_at_limit"] = cls_obs_at_limit
     record.update(dict(settings or {}))
-    log.info("observed limit μ < %.4g, expected %.4g (%d hypotests)", limits[0], exp_mu[2],
-             curve.n_hypotests)
+    log.info("observed limit μ < %.4g, expected %.4g (%s path, %.2f s)", lim.observed,
+             exp_mu[2], record["engine"], time.perf_counter() - t0)
     return LimitResult(
-        observed_mu=limits[0],
+        observed_mu=lim.observed,
         expected_mu=exp_mu,
         mu_values=tuple(float(m) for m in mus),
         cls_observed=tuple(float(x) for x in obs_arr),

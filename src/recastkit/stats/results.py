@@ -132,6 +132,8 @@ class PointResult:
         test_stat: ``"qtilde"`` or ``"q"``.
         reason: Why a fallback was used or the point failed; empty otherwise.
         parameters: Values parsed from the name with the user's pattern (e.g. ``m1``, ``m2``).
+        path: Which fits produced the numbers: ``"fast"`` (closed-form profile likelihood of
+            :mod:`recastkit.stats.fastfit`) or ``"pyhf"`` (pyhf's own fits); empty if none.
     """
 
     name: str
@@ -145,6 +147,7 @@ class PointResult:
     test_stat: str = "qtilde"
     reason: str = ""
     parameters: Mapping[str, float | str] = dataclasses.field(default_factory=dict)
+    path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON-ready values (NaN becomes null)."""
