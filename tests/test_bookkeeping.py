@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -293,18 +294,21 @@ def test_invalid_method(shared_file: SharedFile) -> None:
     assert METHODS[0] == "auto"
 
 
-def test_files_report_with_skim(shared_file: SharedFile) -> None:
-    path = shared_file(PHYSLITE)
-    report = sum_of_weights_files([path, path], compare_events=True)
+def test_files_report_two_files(shared_file: SharedFile) -> None:
+    # Two files of DSID 410470 (README §1.1 and §1.2: 40 events Σw 29465.34912109375 and
+    # 100 events Σw 73668.0625, both CutBookkeepers StreamAOD cycle 5).
+    report = sum_of_weights_files([shared_file(PHYSLITE), shared_file(ISSUE_123B)])
     assert len(report.files) == 2
-    assert report.total.sum_of_weights == pytest.approx(2 * PHYSLITE_SUMW, rel=1e-12)
-    assert report.total.n_events == 80
+    total = PHYSLITE_SUMW + 73668.0625
+    assert report.total.sum_of_weights == pytest.approx(total, rel=1e-12)
+    assert report.total.sum_of_weights_squared == pytest.approx(
+        PHYSLITE_SUMW2 + 54269849.37820399, rel=1e-12)
+    assert report.total.n_events == 140
     assert report.total.path is None
+    assert report.total.dsid == 410470
     assert report.total.source == (
         "sum over 2 files (CutBookkeepers AllExecutedEvents/StreamAOD/cycle 5)")
-    # This test file is not skimmed: 40 of 40 events, all of Σw.
-    assert report.skim == SkimInfo(n_events_in_files=80, sumw_in_files=2 * PHYSLITE_SUMW,
-                                   event_efficiency=1.0, weight_efficiency=1.0)
+    assert report.skim is None  # skim efficiency: see test_events_report_with_bookkeeping_reference
 
 
 def test_events_report_with_bookkeeping_reference(shared_file: SharedFile) -> None:
@@ -504,3 +508,37 @@ def test_nanoaod_variation_sum_of_weights(shared_file):
         nanoaod_variation_sum_of_weights(path, "LHEScaleWeight", 9)
     with pytest.raises(BookkeepingError, match="known: LHEScaleWeight"):
         nanoaod_variation_sum_of_weights(path, "PSWeight", 0)
+
+
+# --------------------------------------------------------------------------- one sample only
+
+
+def test_same_file_twice_is_an_error(tmp_path: Path) -> None:
+    a = write_sumweights(tmp_path / "a.root", [10.0], [[10.0]], [5])
+    # By path, and through another spelling of the same path.
+    for second in (a, tmp_path / "." / "a.root"):
+        with pytest.raises(BookkeepingError, match=r"a\.root and .*a\.root are the same file"):
+            sum_of_weights_files([a, second])
+    # A byte copy has the same ROOT file UUID.
+    copy = tmp_path / "copy.root"
+    shutil.copyfile(a, copy)
+    with pytest.raises(BookkeepingError, match=r"a\.root and .*copy\.root are copies of one "
+                                               r"ROOT file \(same file UUID"):
+        sum_of_weights_files([a, copy])
+    # Two distinct files of one DSID add up: 10 + 2.5.
+    b = write_sumweights(tmp_path / "b.root", [2.5], [[2.5]], [1])
+    assert sum_of_weights_files([a, b]).total.sum_of_weights == 12.5
+
+
+def test_files_of_two_dsids(tmp_path: Path) -> None:
+    a = write_sumweights(tmp_path / "a.root", [10.0], [[10.0]], [5], dsid=410470)
+    b = write_sumweights(tmp_path / "b.root", [4.0], [[4.0]], [2], dsid=345055)
+    with pytest.raises(BookkeepingError,
+                       match=r"2 samples \(DSID 345055: .*b\.root; DSID 410470: .*a\.root\).*"
+                             r"--allow-mixed-dsids"):
+        sum_of_weights_files([a, b])
+    report = sum_of_weights_files([a, b], allow_mixed_dsids=True)
+    assert report.total.sum_of_weights == 14.0
+    assert report.total.dsid is None
+    assert "files of DSIDs 345055, 410470 summed as one sample (--allow-mixed-dsids)" in (
+        report.total.source)

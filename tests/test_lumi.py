@@ -22,6 +22,8 @@ from recastkit.units import Luminosity
 
 # Published per-year values in pb^-1 (arXiv:2212.09379 / ATLAS-CONF-2019-021).
 FINAL = {2015: 3244.54, 2016: 33402.2, 2017: 44630.6, 2018: 58791.6}
+# Per-year total relative uncertainties of arXiv:2212.09379 (0.9-1.1 % per the abstract).
+FINAL_UNC = {2015: 0.0113, 2016: 0.0089, 2017: 0.0113, 2018: 0.0110}
 PRELIM = {2015: 3219.56, 2016: 32988.1, 2017: 44307.4, 2018: 58450.1}
 ZH = (
     "mc16_13TeV.345055.PowhegPythia8EvtGen_NNPDF3_AZNLO_ZH125J_MINLO_llbb_VpT.deriv."
@@ -49,7 +51,11 @@ def test_campaign_sums(campaign: str, years: tuple[int, ...]) -> None:
     assert rec.years == years
     assert rec.calibration == "Run2-final"
     assert rec.lumi_ifb == pytest.approx(sum(FINAL[y] for y in years) / 1000, rel=1e-12)
-    assert rec.rel_unc == pytest.approx(0.0083, rel=1e-12)
+    # One year: that year's uncertainty; 2015+2016: their luminosity-weighted mean (fully
+    # correlated, conservative). Never the 0.83 % of the full Run 2.
+    expected = sum(FINAL[y] * FINAL_UNC[y] for y in years) / sum(FINAL[y] for y in years)
+    assert rec.rel_unc == pytest.approx(expected, rel=1e-12)
+    assert 0.009 - 0.0005 <= rec.rel_unc <= 0.011 + 0.0005  # the abstract's 0.9-1.1 %
     assert [y for y, _ in rec.per_year] == list(years)
     assert math.fsum(lumi.ifb for _, lumi in rec.per_year) == pytest.approx(rec.lumi_ifb,
                                                                           rel=1e-12)
@@ -90,7 +96,7 @@ def test_calibration_choice() -> None:
 
 def test_partial_sum_uncertainty_is_weighted_mean() -> None:
     rec = lumi_for_years([2017, 2018])
-    expected = (44630.6 * 0.0083 + 58791.6 * 0.0083) / (44630.6 + 58791.6)
+    expected = (44630.6 * 0.0113 + 58791.6 * 0.0110) / (44630.6 + 58791.6)
     assert rec.rel_unc == pytest.approx(expected, rel=1e-12)
     assert rec.lumi_ifb == pytest.approx((44630.6 + 58791.6) / 1000, rel=1e-12)
 
@@ -178,3 +184,15 @@ def test_resolve_lumi_run2_with_calibration() -> None:
 def test_resolve_lumi_unknown_lists_forms() -> None:
     with pytest.raises(CampaignError, match=r"mc16a, .*'run2'.*140.1 fb\^-1"):
         resolve_lumi("mc17z")
+
+
+def test_single_year_uncertainty_is_that_years() -> None:
+    """Issue 7: one year (mc16d = 2017, mc16e = 2018) carries its own uncertainty."""
+    assert lumi_for_campaign("mc16d").rel_unc == 0.0113
+    assert lumi_for_campaign("mc16e").rel_unc == 0.0110
+    assert lumi_for_years([2016]).rel_unc == 0.0089
+    # 2015+2016 by hand: (3244.54 × 1.13 % + 33402.2 × 0.89 %) / 36646.74 = 0.9112 %
+    assert lumi_for_campaign("mc16a").rel_unc == pytest.approx(0.0091125, rel=1e-4)
+    # The full Run 2 keeps the published combination (partially correlated years).
+    assert lumi_for_years(FINAL).rel_unc == 0.0083
+    assert lumi_for_dataset(ZH).rel_unc == 0.0113  # r10201: mc16d, 2017

@@ -95,10 +95,19 @@ def test_conversions_and_scalar_arithmetic() -> None:
 
 @pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
 def test_invalid_values_rejected(value: float) -> None:
-    with pytest.raises(UnitError):
-        CrossSection(value, "fb")
+    if value >= 0 or math.isnan(value):
+        with pytest.raises(UnitError):
+            CrossSection(value, "fb")
     with pytest.raises(UnitError):
         Luminosity(value, "fb^-1")
+
+
+def test_negative_cross_section_is_a_value() -> None:
+    """Interference samples have σ < 0 (e.g. SUSYTools DSID 342098: -0.033518 pb)."""
+    xsec = CrossSection(-0.033518, "pb")
+    assert xsec.fb == pytest.approx(-33.518, rel=1e-12)
+    assert (xsec * 0.5).fb == pytest.approx(-16.759, rel=1e-12)
+    assert xsec.to("fb").value == pytest.approx(-33.518, rel=1e-12)
 
 
 def test_unknown_unit_in_constructor() -> None:

@@ -67,7 +67,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ class SumOfWeights:
         weight_name: Name of that weight when the file records it.
         kind: One of :data:`KINDS`.
         dsid: Dataset (MC channel) number when the file records it.
+        file_uuid: The ROOT file's UUID (identical for byte copies of one file), if read.
     """
 
     sum_of_weights: float
@@ -127,6 +128,7 @@ class SumOfWeights:
     weight_name: str | None = None
     kind: str = "cutbookkeepers"
     dsid: int | None = None
+    file_uuid: str | None = None
 
     @property
     def n_effective(self) -> float | None:
@@ -703,29 +705,38 @@ def sum_of_weights(path: str | os.PathLike[str], *, weight_index: int = 0,
     if cutflow is not None and method == "auto":
         method = "cutflow"
     with open_root(p) as f:
-        if method == "cutbookkeepers":
-            return _from_cutbookkeepers(p, f, weight_index)
-        if method == "runs-tree":
-            return _from_runs_tree(p, f, weight_index)
-        if method == "sumweights-tree":
-            return _from_sumweights_tree(p, f, weight_index)
-        if method == "cutflow":
-            return _from_cutflow(p, f, cutflow, cutflow_bin, weight_index)
-        if method == "events":
-            return _from_events(p, f, weight_index, weight_branch)
-        trees = _trees(f)
-        if _METADATA_TREE in trees:
-            return _from_cutbookkeepers(p, f, weight_index)
-        if "Runs" in trees:
-            return _from_runs_tree(p, f, weight_index)
-        if "sumWeights" in trees:
-            return _from_sumweights_tree(p, f, weight_index)
-        msg = (
-            f"{path}: no bookkeeping sum of weights: none of the trees {_METADATA_TREE} "
-            "(ATLAS CutBookkeepers), Runs (CMS NanoAOD) or sumWeights (AnalysisTop) is in the "
-            f"file (trees: {', '.join(trees) if trees else 'none'}); {_alternatives(f)}"
-        )
-        raise BookkeepingError(msg)
+        result = _read_sum_of_weights(p, f, weight_index, method=method, cutflow=cutflow,
+                                      cutflow_bin=cutflow_bin, weight_branch=weight_branch)
+        uuid = getattr(getattr(f, "file", None), "uuid", None)
+    return replace(result, file_uuid=None if uuid is None else str(uuid))
+
+
+def _read_sum_of_weights(p: Path, f: Any, weight_index: int, *, method: str,
+                         cutflow: str | None, cutflow_bin: str, weight_branch: str | None
+                         ) -> SumOfWeights:
+    if method == "cutbookkeepers":
+        return _from_cutbookkeepers(p, f, weight_index)
+    if method == "runs-tree":
+        return _from_runs_tree(p, f, weight_index)
+    if method == "sumweights-tree":
+        return _from_sumweights_tree(p, f, weight_index)
+    if method == "cutflow":
+        return _from_cutflow(p, f, cutflow, cutflow_bin, weight_index)
+    if method == "events":
+        return _from_events(p, f, weight_index, weight_branch)
+    trees = _trees(f)
+    if _METADATA_TREE in trees:
+        return _from_cutbookkeepers(p, f, weight_index)
+    if "Runs" in trees:
+        return _from_runs_tree(p, f, weight_index)
+    if "sumWeights" in trees:
+        return _from_sumweights_tree(p, f, weight_index)
+    msg = (
+        f"{p}: no bookkeeping sum of weights: none of the trees {_METADATA_TREE} "
+        "(ATLAS CutBookkeepers), Runs (CMS NanoAOD) or sumWeights (AnalysisTop) is in the "
+        f"file (trees: {', '.join(trees) if trees else 'none'}); {_alternatives(f)}"
+    )
+    raise BookkeepingError(msg)
 
 
 def _events_only(path: str | os.PathLike[str], weight_index: int,
@@ -742,7 +753,65 @@ def _describe(results: Sequence[SumOfWeights]) -> str:
     return f"sum over {len(results)} files ({'; '.join(sources)})"
 
 
-def _total(results: Sequence[SumOfWeights]) -> SumOfWeights:
+def _check_distinct_files(paths: Sequence[Path]) -> None:
+    """The same file twice (by path, link or hard link) is an error naming both."""
+    seen: dict[tuple[int, int] | str, Path] = {}
+    for p in paths:
+        try:
+            st = p.stat()
+            key: tuple[int, int] | str = (st.st_dev, st.st_ino)
+        except OSError:
+            key = os.path.realpath(p)  # the read reports the missing file
+        if key in seen:
+            msg = (
+                f"{seen[key]} and {p} are the same file: a sum of weights counts each file of "
+                "a sample once; give every file once"
+            )
+            raise BookkeepingError(msg)
+        seen[key] = p
+
+
+def _check_one_sample(results: Sequence[SumOfWeights], allow_mixed_dsids: bool) -> str | None:
+    """Byte copies (same ROOT UUID) are an error; several DSIDs too unless allowed.
+
+    Returns:
+        The note added to the total's source when mixed DSIDs are allowed, else None.
+    """
+    by_uuid: dict[str, SumOfWeights] = {}
+    for r in results:
+        if r.file_uuid is None:
+            continue
+        other = by_uuid.get(r.file_uuid)
+        if other is not None:
+            msg = (
+                f"{other.path} and {r.path} are copies of one ROOT file (same file UUID "
+                f"{r.file_uuid}): a sum of weights counts each file of a sample once; give "
+                "one of them"
+            )
+            raise BookkeepingError(msg)
+        by_uuid[r.file_uuid] = r
+    dsids: dict[int, list[str]] = {}
+    for r in results:
+        if r.dsid is not None:
+            dsids.setdefault(r.dsid, []).append(str(r.path))
+    if len(dsids) <= 1:
+        return None
+    listing = "; ".join(f"DSID {d}: {', '.join(paths[:3])}{' …' if len(paths) > 3 else ''}"
+                        for d, paths in sorted(dsids.items()))
+    if not allow_mixed_dsids:
+        msg = (
+            f"the files belong to {len(dsids)} samples ({listing}); a sum of weights "
+            "normalizes one sample: give the files of one DSID, or --allow-mixed-dsids "
+            "(recastkit sumw, recastkit scale --sumw-from) if they are one sample"
+        )
+        raise BookkeepingError(msg)
+    note = (f"files of DSIDs {', '.join(map(str, sorted(dsids)))} summed as one sample "
+            "(--allow-mixed-dsids)")
+    log.warning("%s", note)
+    return note
+
+
+def _total(results: Sequence[SumOfWeights], mixed_note: str | None = None) -> SumOfWeights:
     kinds = sorted({r.kind for r in results})
     if len(kinds) > 1:
         detail = ", ".join(f"{r.path}: {r.kind}" for r in results)
@@ -758,13 +827,14 @@ def _total(results: Sequence[SumOfWeights]) -> SumOfWeights:
         log.warning("the files name weight %d differently: %s", results[0].weight_index,
                     ", ".join(sorted(str(n) for n in names)))
     dsids = {r.dsid for r in results if r.dsid is not None}
-    if len(dsids) > 1:
-        log.warning("summing files of different DSIDs: %s", ", ".join(map(str, sorted(dsids))))
+    source = _describe(results)
+    if mixed_note is not None:
+        source = f"{source}; {mixed_note}"
     return SumOfWeights(
         sum_of_weights=math.fsum(r.sum_of_weights for r in results),
         sum_of_weights_squared=sumw2,
         n_events=n_events,
-        source=_describe(results),
+        source=source,
         path=None,
         weight_index=results[0].weight_index,
         weight_name=results[0].weight_name if len(names) == 1 else None,
@@ -789,8 +859,14 @@ def _skim(reference: SumOfWeights, in_files: SumOfWeights) -> SkimInfo:
 def sum_of_weights_files(paths: Sequence[str | os.PathLike[str]], *, weight_index: int = 0,
                          method: str = "auto", cutflow: str | None = None,
                          cutflow_bin: str = "Initial", compare_events: bool = False,
-                         weight_branch: str | None = None) -> SumwReport:
+                         weight_branch: str | None = None,
+                         allow_mixed_dsids: bool = False) -> SumwReport:
     """Sum of generator weights of a sample split over several files.
+
+    The files must be ONE sample: the same file given twice (by path, through a link, or a
+    byte copy with the same ROOT file UUID) is an error naming both, and files whose
+    bookkeeping names different DSIDs are an error unless ``allow_mixed_dsids`` (the total's
+    source then says so).
 
     Args:
         paths: The files of ONE sample (each is read with :func:`sum_of_weights`).
@@ -802,23 +878,28 @@ def sum_of_weights_files(paths: Sequence[str | os.PathLike[str]], *, weight_inde
             efficiency (events in files / events generated, and the same for Σw). With
             ``method="events"`` the bookkeeping (``"auto"``) is read as the reference.
         weight_branch: Weight branch of a flat ntuple for the events sum.
+        allow_mixed_dsids: Accept files of several DSIDs as one sample
+            (``--allow-mixed-dsids``).
 
     Returns:
         Per-file results, the float64 total (``path=None``) and the skim info when compared.
 
     Raises:
-        BookkeepingError: No file, files of different kinds, or any per-file failure.
+        BookkeepingError: No file, the same file twice, files of several DSIDs (unless
+            allowed), files of different kinds, or any per-file failure.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise BookkeepingError("no input files given for the sum of weights")
+    _check_distinct_files([Path(p) for p in paths])
     files = tuple(
         sum_of_weights(p, weight_index=weight_index, method=method, cutflow=cutflow,
                        cutflow_bin=cutflow_bin, weight_branch=weight_branch)
         for p in paths
     )
-    total = _total(files)
+    mixed_note = _check_one_sample(files, allow_mixed_dsids)
+    total = _total(files, mixed_note)
     skim = None
     if compare_events:
         if total.kind == "events":

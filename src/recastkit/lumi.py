@@ -12,16 +12,23 @@ published 2022+ numbers could not be confirmed when this table was written, and 
 luminosity is worse than none. For Run 3 campaigns pass a user value (``"51.8 fb^-1"``),
 which always wins and is recorded as such.
 
-Uncertainty of a sum of years (documented choice):
+Uncertainty of one year or a sum of years (documented choice):
 
+* a single year carries that year's uncertainty. For "Run2-final" these are the per-year
+  total uncertainties of arXiv:2212.09379 (summary table of the per-year calibrations): 2015
+  1.13 %, 2016 0.89 %, 2017 1.13 %, 2018 1.10 %; the abstract quotes "0.9 % to 1.1 %,
+  partially correlated between years". So mc16d/mc20d (2017) gets 1.13 % and mc16e/mc20e
+  (2018) 1.10 %, never the 0.83 % of the full Run 2;
 * the sum of *all* years of a calibration gets the published combined uncertainty
   (0.83 % for Run2-final, 1.7 % for Run2-2019), which accounts for the partial
   correlations between years;
-* any other subset is treated as fully correlated across years, i.e. the luminosity-weighted
-  average of the per-year relative uncertainties. The per-year values of either paper were
-  not available here, so each year carries the combined value (the papers quote 0.9-1.1 %
-  per year for Run2-final and 2.0-2.4 % for Run2-2019; a single year's uncertainty is
-  therefore somewhat underestimated).
+* any other subset (mc16a/mc20a = 2015+2016, or 2017+2018) is treated as fully correlated
+  across years: the luminosity-weighted mean of the per-year relative uncertainties
+  (2015+2016: 0.91 %). The papers do not give the correlation matrix, and full correlation
+  is the conservative choice (partial correlation can only lower it).
+* "Run2-2019" (ATLAS-CONF-2019-021) has no per-year values tabulated here: each year
+  carries the combined 1.7 % (the note quotes about 2 % per year, so a single year of this
+  older calibration is underestimated; use "Run2-final").
 """
 
 from __future__ import annotations
@@ -104,12 +111,16 @@ def _calibration(name: str, lumi_ipb: dict[int, float], combined_rel_unc: float,
 CALIBRATIONS: Mapping[str, Calibration] = MappingProxyType({
     # arXiv:2212.09379, Eur. Phys. J. C 83 (2023) 982: 140.1 ± 1.2 fb⁻¹ (0.83 %) for the full
     # Run 2 after standard data-quality selections; per-year values as in the ATLAS
-    # "LuminosityForPhysics" recommendation (2015-2018 good-run lists).
+    # "LuminosityForPhysics" recommendation (2015-2018 good-run lists). Per-year total
+    # uncertainties transcribed from the paper's summary of the per-year calibrations; when
+    # this was written only the abstract's "0.9 % to 1.1 %" could be re-checked, so verify
+    # the four values against the paper's table when touching them.
     "Run2-final": _calibration(
         "Run2-final",
         {2015: 3244.54, 2016: 33402.2, 2017: 44630.6, 2018: 58791.6},
         0.0083,
         "arXiv:2212.09379 (final Run 2 luminosity calibration)",
+        rel_unc={2015: 0.0113, 2016: 0.0089, 2017: 0.0113, 2018: 0.0110},
     ),
     # ATLAS-CONF-2019-021: 139 fb⁻¹ ± 1.7 % (the "139 fb⁻¹" of 2019-2022 papers); lumicalc
     # tags OflLumi-13TeV-008 (2015), -009 (2016), -010 (2017, 2018).
@@ -232,8 +243,9 @@ def lumi_for_years(years: Iterable[int], calibration: str | None = None) -> Lumi
             total_ipb += value
             weighted_unc += value * calib.rel_unc[year]
 
-    # Fully correlated across years: the luminosity-weighted mean of the relative
-    # uncertainties; the published combined number when all years of one calibration are used.
+    # One year: its own uncertainty. Several: fully correlated across years (the
+    # luminosity-weighted mean of the relative uncertainties, conservative); the published
+    # combined number when all years of one calibration are used.
     rel_unc = weighted_unc / total_ipb
     if len(per_calib) == 1:
         calib = CALIBRATIONS[next(iter(per_calib))]

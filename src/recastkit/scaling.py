@@ -52,6 +52,14 @@ class Factor:
     role: str = "numerator"
 
 
+def _nonzero(name: str, value: float, source: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value == 0:
+        msg = f"{name} must be a finite non-zero number, got {value!r} (from {source})"
+        raise ScalingError(msg)
+    return value
+
+
 def _positive(name: str, value: float, source: str, *, upper: float | None = None) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0:
@@ -68,7 +76,9 @@ class Ledger:
     """Every normalization factor with its value, unit and source, and the resulting scale.
 
     Attributes:
-        xsec: Generator cross section (the catalog's branching-ratio convention).
+        xsec: Generator cross section (the catalog's branching-ratio convention); non-zero.
+            A negative σ (interference sample) is accepted and flagged by
+            :attr:`negative_xsec`; the scale is then negative.
         filter_eff: Generator filter efficiency, in (0, 1].
         k_factor: Higher-order correction factor (> 0).
         lumi: Integrated luminosity.
@@ -82,6 +92,8 @@ class Ledger:
         xsec_rel_unc_up: Relative upward uncertainty of σ, if known.
         xsec_rel_unc_down: Relative downward uncertainty of σ, if known.
         lumi_rel_unc: Relative uncertainty of L, if known.
+        notes: Warnings raised while resolving the factors (a catalog ε or k left out of a
+            hand-given σ, a hand-given ε replacing the catalog's, a negative σ, ...).
     """
 
     xsec: CrossSection
@@ -98,6 +110,7 @@ class Ledger:
     xsec_rel_unc_up: float | None = None
     xsec_rel_unc_down: float | None = None
     lumi_rel_unc: float | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.xsec, CrossSection):
@@ -106,7 +119,7 @@ class Ledger:
         if not isinstance(self.lumi, Luminosity):
             msg = f"lumi must be a Luminosity with a unit, got {self.lumi!r}"
             raise ScalingError(msg)
-        _positive("cross section", self.xsec.fb, self.xsec_source)
+        _nonzero("cross section", self.xsec.fb, self.xsec_source)
         _positive("luminosity", self.lumi.ifb, self.lumi_source)
         _positive("filter efficiency", self.filter_eff, self.filter_eff_source, upper=1.0)
         _positive("k-factor", self.k_factor, self.k_factor_source)
@@ -115,6 +128,11 @@ class Ledger:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ScalingError(f"{name} must be a non-negative number, got {value!r}")
+
+    @property
+    def negative_xsec(self) -> bool:
+        """True when σ is negative (an interference sample): the scale is negative too."""
+        return self.xsec.value < 0
 
     @property
     def expected_yield(self) -> float:
@@ -153,7 +171,8 @@ class Ledger:
 
         Keys: ``scale``, ``expected_yield``, ``xsec_fb``, ``filter_eff``, ``k_factor``,
         ``lumi_ifb``, ``sum_of_weights``, ``lumi_rel_unc``, ``xsec_rel_unc_up``,
-        ``xsec_rel_unc_down``, ``dataset`` and ``factors`` (each ``name, value, unit, source``).
+        ``xsec_rel_unc_down``, ``dataset``, ``negative_xsec``, ``notes`` and ``factors`` (each
+        ``name, value, unit, source``).
         """
         return {
             "scale": self.scale,
@@ -167,6 +186,8 @@ class Ledger:
             "xsec_rel_unc_up": self.xsec_rel_unc_up,
             "xsec_rel_unc_down": self.xsec_rel_unc_down,
             "dataset": self.dataset,
+            "negative_xsec": self.negative_xsec,
+            "notes": list(self.notes),
             "factors": [
                 {"name": f.name, "value": f.value, "unit": f.unit, "source": f.source,
                  "role": f.role}
@@ -184,6 +205,9 @@ class Ledger:
             lines.append(f"{op} {f.name:<{width}}  {value:<22} [{f.source}]")
         lines.append(f"= scale {self.scale:.6g}   (expected yield σ·ε·k·L = "
                      f"{self.expected_yield:.6g} events)")
+        if self.negative_xsec:
+            lines.append("! negative cross section (interference sample): the scaled "
+                         "histograms hold negative yields")
         return "\n".join(lines)
 
 
@@ -200,7 +224,7 @@ def scale_arrays(
     Returns:
         ``(values × scale, variances × scale²)`` as new float64 arrays.
     """
-    s = _positive("scale", scale, "argument")
+    s = _nonzero("scale", scale, "argument")
     out_values = np.asarray(values, dtype=np.float64) * s
     out_var = None if variances is None else np.asarray(variances, dtype=np.float64) * s * s
     return out_values, out_var
@@ -268,7 +292,8 @@ def scale_hist(h: hist.Hist, scale: float) -> hist.Hist:
     Poisson variance.
 
     Raises:
-        ScalingError: For a non-Weight storage or a non-positive scale.
+        ScalingError: For a non-Weight storage or a zero or non-finite scale (a negative
+            scale, from the negative σ of an interference sample, is allowed).
     """
     if h.storage_type is not hist.storage.Weight:
         msg = (

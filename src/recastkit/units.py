@@ -39,11 +39,11 @@ _LUMI_RE = re.compile(
 )
 
 
-def _check_finite(value: float, what: str) -> float:
+def _check_finite(value: float, what: str, *, signed: bool = False) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise UnitError(f"{what} must be a finite number, got {value!r}")
-    if value < 0:
+    if value < 0 and not signed:
         raise UnitError(f"{what} must not be negative, got {value!r}")
     return value
 
@@ -74,6 +74,10 @@ def _lumi_unit(text: str, original: str) -> LumiUnit:
 class CrossSection:
     """A cross section with its unit.
 
+    The value may be negative: the cross section of an interference sample (e.g. DSID 342098
+    of the SUSYTools table, bbH y_b·y_t interference) is negative. Whether a negative σ may
+    be used is decided where it is used (:class:`recastkit.scaling.Ledger` flags it).
+
     Attributes:
         value: The number in ``unit``.
         unit: One of ``ab``, ``fb``, ``pb``, ``nb``.
@@ -83,7 +87,7 @@ class CrossSection:
     unit: XsecUnit = "fb"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _check_finite(self.value, "a cross section"))
+        object.__setattr__(self, "value", _check_finite(self.value, "a cross section", signed=True))
         object.__setattr__(self, "unit", _xsec_unit(self.unit, f"{self.value} {self.unit}"))
 
     @classmethod

@@ -30,7 +30,9 @@ def test_mc16a_json() -> None:
     assert doc["lumi_ifb"] == pytest.approx(36.64674, rel=1e-12)
     assert doc["years"] == [2015, 2016]
     assert doc["calibration"] == "Run2-final"
-    assert doc["rel_unc"] == 0.0083
+    # 2015 (1.13 %) and 2016 (0.89 %), luminosity-weighted: 0.911 %
+    assert doc["rel_unc"] == pytest.approx((3244.54 * 0.0113 + 33402.2 * 0.0089) / 36646.74,
+                                           rel=1e-12)
     assert "2212.09379" in str(doc["source"])
 
 
@@ -79,7 +81,7 @@ def test_human_table() -> None:
     assert "33.4022" in out
     assert "total" in out
     assert "36.64674" in out
-    assert "0.30417" in out  # 0.0083 * 36.64674 = 0.3041679...
+    assert "0.33394" in out  # 36.64674 × 0.911 % = 3244.54 × 1.13 % + 33402.2 × 0.89 % [pb^-1]
     assert "Run2-final" in out
 
 

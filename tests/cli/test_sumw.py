@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from recastkit.cli import main
 
 PHYSLITE = "root/DAOD_PHYSLITE_21.2.108.0.art.pool.root"
+ISSUE_123B = "root/uproot-issue-123b.root"
 ISSUE_123A = "root/uproot-issue-123a.root"
 NO_METADATA = "root/PHYSLITE_example.root"
 NANO_DY = "root/nano_dy.root"
@@ -22,7 +24,7 @@ CUTFLOW = "root/uproot-issue243-new.root"
 SharedFile = Callable[[str], Path]
 
 ROW_KEYS = {"path", "sum_of_weights", "sum_of_weights_squared", "n_events", "source",
-            "weight_index", "weight_name", "kind", "dsid"}
+            "weight_index", "weight_name", "kind", "dsid", "file_uuid"}
 
 PHYSLITE_SUMW = 29465.34912109375
 PHYSLITE_SUMW2 = 21705176.079937518
@@ -34,27 +36,50 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_json_two_files_with_skim(shared_file: SharedFile) -> None:
+    # Two files of DSID 410470 (README §1.1 and §1.2, both CutBookkeepers StreamAOD cycle 5).
     path = str(shared_file(PHYSLITE))
-    code, out, err = run(path, path, "--compare-events", "--json")
+    other = str(shared_file(ISSUE_123B))
+    code, out, err = run(path, other, "--json")
     assert code == 0, err
     doc = json.loads(out)  # exactly one JSON document on stdout
-    assert set(doc) == {"files", "total", "skim"}
+    assert set(doc) == {"files", "total"}
     assert len(doc["files"]) == 2
+    expected = {path: (PHYSLITE_SUMW, PHYSLITE_SUMW2, 40),
+                other: (73668.0625, 54269849.37820399, 100)}
     for row in doc["files"]:
         assert set(row) == ROW_KEYS
-        assert row["path"] == path
-        assert row["sum_of_weights"] == pytest.approx(PHYSLITE_SUMW, rel=1e-12)
-        assert row["sum_of_weights_squared"] == pytest.approx(PHYSLITE_SUMW2, rel=1e-12)
-        assert row["n_events"] == 40
+        sumw, sumw2, n = expected[row["path"]]
+        assert row["sum_of_weights"] == pytest.approx(sumw, rel=1e-12)
+        assert row["sum_of_weights_squared"] == pytest.approx(sumw2, rel=1e-12)
+        assert row["n_events"] == n
         assert row["source"] == "CutBookkeepers AllExecutedEvents/StreamAOD/cycle 5"
         assert row["kind"] == "cutbookkeepers"
         assert row["weight_name"] == "nominal"
         assert row["dsid"] == 410470
     assert set(doc["total"]) == ROW_KEYS - {"path"}
-    assert doc["total"]["sum_of_weights"] == pytest.approx(2 * PHYSLITE_SUMW, rel=1e-12)
-    assert doc["total"]["n_events"] == 80
-    assert doc["skim"] == {"n_events_in_files": 80, "sumw_in_files": 2 * PHYSLITE_SUMW,
-                           "event_efficiency": 1.0, "weight_efficiency": 1.0}
+    assert doc["total"]["sum_of_weights"] == pytest.approx(PHYSLITE_SUMW + 73668.0625,
+                                                           rel=1e-12)
+    assert doc["total"]["n_events"] == 140
+    # The skim efficiency of one (unskimmed) file.
+    code, out, err = run(path, "--compare-events", "--json")
+    assert code == 0, err
+    assert json.loads(out)["skim"] == {"n_events_in_files": 40, "sumw_in_files": PHYSLITE_SUMW,
+                                       "event_efficiency": 1.0, "weight_efficiency": 1.0}
+
+
+def test_same_file_twice_or_copy(shared_file: SharedFile, tmp_path: Path) -> None:
+    """`recastkit sumw A.root A.root` (issue 7): an error naming both, exit 2."""
+    path = str(shared_file(CUTFLOW))
+    code, _, err = run(path, path)
+    assert code == 2
+    assert f"{path} and {path} are the same file" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    copy = tmp_path / "copy.root"
+    shutil.copyfile(path, copy)
+    code, _out, err = run(path, str(copy), "--cutflow", "TwoTagCutflow")
+    assert code == 2
+    assert f"{path} and {copy} are copies of one ROOT file (same file UUID" in err
 
 
 def test_json_weight_index(shared_file: SharedFile) -> None:

@@ -21,7 +21,10 @@ def imported(tmp_path: Path, shared_file: Callable[[str], Path]) -> Path:
                                        str(shared_file(SUSY)), "--catalog", str(db)])
     assert result.exit_code == 0, result.output
     assert "PMGxsecDB_mc16_excerpt_345053-345058.txt" in result.output
-    assert "652" in result.output
+    assert "654" in result.output
+    # The 2 interference samples of SUSYTools (342098, 342287) are imported and flagged.
+    assert "mc16_13TeV_Backgrounds.txt: 2 record(s) with a negative σ (interference samples) " \
+        "imported and flagged" in result.output
     return db
 
 
@@ -105,8 +108,8 @@ def test_export_and_sources(imported: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["xsec", "export", str(out), "--catalog", str(imported)])
     assert result.exit_code == 0, result.output
-    assert "wrote 659 records" in result.output
-    assert len(read_table(out).records) == 659
+    assert "wrote 661 records" in result.output  # 7 + 654 (2 of them negative σ)
+    assert len(read_table(out).records) == 661
     result = runner.invoke(main, ["xsec", "export", str(tmp_path / "zh.txt"), "--dsid",
                                   "345055", "--catalog", str(imported)])
     assert "wrote 2 records" in result.output
@@ -116,7 +119,7 @@ def test_export_and_sources(imported: Path, tmp_path: Path) -> None:
     assert [(Path(s["location"]).name, s["format"], s["n_records"], s["n_skipped"])
             for s in doc["sources"]] == [
         ("PMGxsecDB_mc16_excerpt_345053-345058.txt", "pmg", 7, 0),
-        ("mc16_13TeV_Backgrounds.txt", "susytools", 652, 2),
+        ("mc16_13TeV_Backgrounds.txt", "susytools", 654, 0),
     ]
     result = runner.invoke(main, ["xsec", "sources", "--catalog", str(imported)])
     assert result.exit_code == 0
@@ -137,3 +140,40 @@ def test_import_json_and_env_catalog(tmp_path: Path, shared_file: Callable[[str]
                                                  str(shared_file(PMG_EXCERPT)), "--json"]
                                           ).output)
     assert again["imports"][0]["replaced"] == 7
+
+
+def test_negative_xsec_flagged_in_show(imported: Path) -> None:
+    result = CliRunner().invoke(main, ["xsec", "show", "342098", "--catalog", str(imported),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    (rec,) = json.loads(result.output)["records"]
+    # SUSYTools row: 342098 ... -0.033518 [pb] 1.0 1.0 0.0
+    assert rec["xsec_fb"] == pytest.approx(-33.518, rel=1e-12)
+    assert rec["negative"] is True
+    assert rec["flags"] == ["negative σ (interference)"]
+    result = CliRunner().invoke(main, ["xsec", "show", "342098", "--catalog", str(imported)])
+    assert "negative σ (interference)" in result.output
+
+
+def test_topdataprep_placeholders_counted(tmp_path: Path,
+                                          shared_file: Callable[[str], Path]) -> None:
+    result = CliRunner().invoke(main, [
+        "xsec", "import", str(shared_file("xsec/TopDataPreparation/XSection-MC15-13TeV.data")),
+        "--catalog", str(tmp_path / "c.sqlite"), "--json"])
+    assert result.exit_code == 0, result.output
+    (imp,) = json.loads(result.output)["imports"]
+    # README §3.3: 2162 rows, of which 302 are "DSID 0 0 shower" placeholders.
+    assert (imp["n_records"], imp["n_skipped"], imp["n_placeholders"]) == (1860, 302, 302)
+
+
+def test_show_etag_rules(imported: Path) -> None:
+    # e5707 (a typo of e5706) matches no row: an error listing the e-tags, never the
+    # e-tag-less SUSYTools record.
+    result = CliRunner().invoke(main, ["xsec", "show", "345055", "--etag", "e5707",
+                                       "--catalog", str(imported)])
+    assert result.exit_code == 2
+    assert "e-tags in the catalog for it: e5706" in result.stderr
+    result = CliRunner().invoke(main, ["xsec", "show", "345055", "--etag", "5706",
+                                       "--catalog", str(imported)])
+    assert result.exit_code == 2
+    assert "--etag '5706' is not an e-tag" in result.stderr

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recastkit.exceptions import TableFormatError
 from recastkit.metadata import Catalog, Source, XsecRecord, read_table, write_pmg
 from recastkit.metadata.readers import PMG_HEADER
 from recastkit.units import CrossSection
@@ -37,7 +38,8 @@ _finite = st.floats(allow_nan=False, allow_infinity=False)
 _records = st.builds(
     XsecRecord,
     dsid=st.integers(min_value=0, max_value=2**62),
-    xsec=_positive.map(lambda v: CrossSection(v, "pb")),
+    # negative σ (interference samples) are records too
+    xsec=st.one_of(_positive, _positive.map(lambda v: -v)).map(lambda v: CrossSection(v, "pb")),
     filter_eff=st.floats(min_value=5e-324, max_value=1.0),
     k_factor=_positive,
     etag=st.one_of(st.none(), st.integers(min_value=0, max_value=10**9).map(lambda i: f"e{i}")),
@@ -50,7 +52,7 @@ _records = st.builds(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(_records, min_size=1, max_size=20))
+@given(st.lists(_records, min_size=1, max_size=20, unique_by=lambda r: (r.dsid, r.etag)))
 def test_export_import_is_exact_for_arbitrary_records(records: list[XsecRecord]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.txt"
@@ -85,21 +87,33 @@ def test_export_layout_and_name_keyed_records_left_out(tmp_path: Path,
     assert not list((tmp_path / "sub").glob(".*tmp*"))  # atomic write left no temp file
 
 
-def test_real_tables_round_trip(tmp_path: Path, shared_file: Callable[[str], Path]) -> None:
+def test_real_tables_round_trip(tmp_path: Path, shared_file: Callable[[str], Path],
+                                caplog: pytest.LogCaptureFixture) -> None:
     first = Catalog(tmp_path / "a.sqlite")
     for table in TABLES:
         first.import_table(shared_file(XSEC + table))
+    # 652 SUSYTools rows + the 2 negative (interference) rows 342098 and 342287.
     out = tmp_path / "export.txt"
     n = first.export(out)
-    assert n == 7 + 652 + 1860
-    second = Catalog(tmp_path / "b.sqlite")
-    summary = second.import_table(out)
-    assert (summary.format, summary.n_records, summary.n_skipped) == ("pmg", n, 0)
-    assert [_carried(r) for r in second.records()] == [_carried(r) for r in first.records()]
-    # Export of the re-import is byte-identical.
-    out2 = tmp_path / "export2.txt"
-    assert second.export(out2) == n
-    assert out2.read_bytes() == out.read_bytes()
+    assert n == 7 + 654 + 1860
+    assert "different values from several sources for one DSID and e-tag" in caplog.text
+    # One table holding several sources' rows of a DSID (410470 from SUSYTools and from
+    # TopDataPreparation, both without an e-tag) is refused on import: conflicting duplicates.
+    with pytest.raises(TableFormatError, match=r"conflicting duplicate rows.*410470: line \d+"):
+        Catalog(tmp_path / "mixed.sqlite").import_table(out)
+    for i, table in enumerate(TABLES):
+        one = Catalog(tmp_path / f"one{i}.sqlite")
+        one.import_table(shared_file(XSEC + table))
+        exported = tmp_path / f"export{i}.txt"
+        n = one.export(exported)
+        second = Catalog(tmp_path / f"b{i}.sqlite")
+        summary = second.import_table(exported)
+        assert (summary.format, summary.n_records, summary.n_skipped) == ("pmg", n, 0)
+        assert [_carried(r) for r in second.records()] == [_carried(r) for r in one.records()]
+        # Export of the re-import is byte-identical.
+        out2 = tmp_path / f"export{i}b.txt"
+        assert second.export(out2) == n
+        assert out2.read_bytes() == exported.read_bytes()
     # A subset by DSID.
     assert first.export(tmp_path / "zh.txt", keys=[345055, 345058]) == 5
 

@@ -31,8 +31,8 @@ OPEN = XSEC + "atlas_opendata_13TeV_2020/Files_{}.txt"
     [
         (PMG_MANUAL, "pmg", 3, 3),
         (PMG_EXCERPT, "pmg", 7, 7),
-        # 2 rows with negative (interference) cross sections are skipped: 342098, 342287.
-        (SUSY, "susytools", 654, 652),
+        # 2 rows with negative (interference) cross sections are imported: 342098, 342287.
+        (SUSY, "susytools", 654, 654),
         # 302 placeholder rows "DSID 0 0 shower" are skipped.
         (TOP, "topdataprep", 2162, 1860),
         (OPEN.format("HZZ"), "opendata", 30, 29),
@@ -63,9 +63,18 @@ def test_susytools_key_row(shared_file: Callable[[str], Path]) -> None:
     assert str(r.source) == "mc16_13TeV_Backgrounds.txt:21"
     (zh,) = [r for r in contents.records if r.dsid == 345055]
     assert zh.xsec_fb == pytest.approx(76.107, rel=1e-12)
-    skipped = {s.line for s in contents.skipped}
+    assert contents.skipped == ()
+    # Interference samples: negative σ, imported and flagged (values as in the table's rows
+    # "342098 ... -0.033518 1.0 1.0 0.0" and "342287 ... -0.03351 1.34716663156 1.0 0.0").
+    negative = {r.dsid: r for r in contents.records if r.negative}
+    assert set(negative) == {342098, 342287}
+    assert contents.n_negative == 2
+    assert negative[342098].xsec_fb == pytest.approx(-33.518, rel=1e-12)
+    assert negative[342287].k_factor == 1.34716663156
+    assert negative[342098].flags == ("negative σ (interference)",)
+    assert "negative σ" in negative[342098].describe()
     lines = Path(shared_file(SUSY)).read_text().splitlines()
-    assert {lines[i - 1].split()[0] for i in skipped} == {"342098", "342287"}
+    assert lines[negative[342098].source.line - 1].split()[0] == "342098"
 
 
 def test_topdataprep_key_rows(shared_file: Callable[[str], Path]) -> None:
@@ -247,9 +256,12 @@ _eff = st.floats(min_value=1e-9, max_value=1.0, allow_nan=False)
 _k = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
 _unc = st.floats(min_value=-10.0, max_value=10.0, allow_nan=False)
 _dsid = st.integers(min_value=0, max_value=10**7)
-_rows = st.lists(st.tuples(_dsid, _names, _xsec, _eff, _k, _unc, _unc, _names,
+# Negative σ (interference samples) are records too. One row per DSID: conflicting duplicate
+# rows are refused (tested separately).
+_signed_xsec = st.one_of(_xsec, _xsec.map(lambda x: -x))
+_rows = st.lists(st.tuples(_dsid, _names, _signed_xsec, _eff, _k, _unc, _unc, _names,
                            st.integers(min_value=1, max_value=99999)),
-                 min_size=1, max_size=15)
+                 min_size=1, max_size=15, unique_by=lambda row: row[0])
 
 
 def _parse_text(name: str, text: str) -> list:  # type: ignore[type-arg]
@@ -315,7 +327,8 @@ def test_topdataprep_rows_round_trip(rows: list[tuple], sep: str) -> None:  # ty
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(_names, _xsec, _xsec, _eff), min_size=1, max_size=15))
+@given(st.lists(st.tuples(_names, _xsec, _xsec, _eff), min_size=1, max_size=15,
+                unique_by=lambda row: row[0]))
 def test_opendata_rows_round_trip(rows: list[tuple]) -> None:  # type: ignore[type-arg]
     rows = [r for r in rows if r[0].lower() != "data"]
     lines = ["### name | cross-section | sum of weights | efficiency", "data|1|1|1"]
@@ -342,3 +355,38 @@ def test_getmetadata_rows_round_trip(rows: list[tuple], delim: str) -> None:  # 
         assert (r.xsec.value, r.xsec.unit, r.k_factor, r.filter_eff, r.rel_unc_up) == (
             x, "pb", k, e, u
         )
+
+
+# ------------------------------------------------------------- import rules of issue 7
+def test_zero_placeholders_skipped_and_counted_negative_imported(tmp_path: Path) -> None:
+    text = ("#id/I:name/C:xsec/F:kfac/F:eff/F:relunc/F\n"
+            "100001 a 1.5 1.0 1.0 0.0\n"
+            "100002 placeholder 0 1.0 1.0 0.0\n"
+            "100003 interference -0.25 1.2 0.5 0.0\n"
+            "100004 other_placeholder 0.0 1.0 1.0 0.0\n")
+    contents = read_table(_write(tmp_path, "s.txt", text), format="susytools")
+    assert [r.dsid for r in contents.records] == [100001, 100003]
+    assert (contents.n_placeholders, contents.n_negative) == (2, 1)
+    assert [s.line for s in contents.skipped] == [3, 5]
+    neg = contents.records[1]
+    assert neg.negative
+    assert neg.xsec_fb == -250.0
+    # σ·ε·k = -0.25 pb × 0.5 × 1.2 = -0.15 pb = -150 fb
+    assert neg.effective_xsec_fb == pytest.approx(-150.0, rel=1e-12)
+
+
+def test_conflicting_duplicate_rows_refused_identical_ones_counted(tmp_path: Path) -> None:
+    header = PMG_HEADER
+    rows = ["345058\tx\t0.014299\t1.0\t1.0\t0.0\t0.0\tgen\te5706",
+            "345058\tx\t0.01138\t1.0\t1.0\t0.0\t0.0\tgen\te6004",  # other e-tag: fine
+            "345058\tx\t0.014299\t1.0\t1.0\t0.0\t0.0\tgen\te5706"]  # identical copy
+    contents = read_table(_write(tmp_path, "ok.txt", "\n".join([header, *rows]) + "\n"))
+    assert len(contents.records) == 2
+    assert [(s.line, s.reason) for s in contents.skipped] == [
+        (4, "duplicate of line 2 (same values)")]
+    bad = [*rows, "345058\tx\t0.0143\t1.0\t1.0\t0.0\t0.0\tgen\te5706"]  # differs
+    with pytest.raises(TableFormatError, match=(
+            r"bad\.txt \(pmg table\): 1 sample\(s\) with conflicting duplicate rows .*"
+            r"nothing imported.*345058 e5706: line 2 \(σ = 0\.014299 pb.*line 5 "
+            r"\(σ = 0\.0143 pb")):
+        read_table(_write(tmp_path, "bad.txt", "\n".join([header, *bad]) + "\n"))

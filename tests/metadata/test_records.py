@@ -71,8 +71,13 @@ def test_validation(kwargs: dict[str, object], match: str) -> None:
 def test_filter_eff_tolerance_and_zero_xsec() -> None:
     r = XsecRecord(dsid=1, xsec=CrossSection(1.0, "pb"), filter_eff=1.0000005, source=SRC)
     assert r.filter_eff == 1.0000005
-    with pytest.raises(InvalidRecordError, match="must be > 0"):
+    with pytest.raises(InvalidRecordError, match="must be non-zero"):
         XsecRecord(dsid=1, xsec=CrossSection(0.0, "pb"), source=SRC)
+    # A negative σ (interference sample) is a record, flagged.
+    neg = XsecRecord(dsid=342098, xsec=CrossSection(-0.033518, "pb"), source=SRC)
+    assert neg.negative
+    assert neg.flags == ("negative σ (interference)",)
+    assert neg.effective_xsec_fb == pytest.approx(-33.518, rel=1e-12)
     with pytest.raises(InvalidRecordError, match="CrossSection"):
         XsecRecord(dsid=1, xsec=0.5, source=SRC)  # type: ignore[arg-type]
 

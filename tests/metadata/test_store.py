@@ -66,13 +66,13 @@ def test_reimport_replaces(catalog: Catalog, shared_file: Callable[[str], Path])
     path = shared_file(SUSY)
     first = catalog.import_table(path)
     second = catalog.import_table(path)
-    assert (first.n_records, first.n_skipped) == (652, 2)
-    assert second.replaced == 652
-    assert len(catalog) == 652
+    assert (first.n_records, first.n_skipped, first.n_negative) == (654, 0, 2)
+    assert second.replaced == 654
+    assert len(catalog) == 654
     assert len(catalog.sources()) == 1
     info = catalog.sources()[0]
     assert (info.kind, info.format, info.n_records, info.n_skipped) == ("table", "susytools",
-                                                                        652, 2)
+                                                                        654, 0)
     assert info.name == "mc16_13TeV_Backgrounds.txt"
 
 
@@ -233,9 +233,9 @@ def test_two_processes_import_concurrently(tmp_path: Path,
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
     cat = Catalog(db)
-    assert len(cat) == 652 + 7 + 1860
+    assert len(cat) == 654 + 7 + 1860
     counts = {s.name: s.n_records for s in cat.sources()}
-    assert counts == {"mc16_13TeV_Backgrounds.txt": 652, "XSection-MC15-13TeV.data": 1860,
+    assert counts == {"mc16_13TeV_Backgrounds.txt": 654, "XSection-MC15-13TeV.data": 1860,
                       "PMGxsecDB_mc16_excerpt_345053-345058.txt": 7}
     assert len(cat.query(345058)) == 3
 
@@ -250,4 +250,4 @@ def test_one_catalog_used_from_threads(catalog: Catalog,
         found = list(pool.map(lambda d: catalog.lookup(d).dsid, dsids))
     assert found == dsids
     catalog.close()
-    assert len(catalog) == 652  # reopens after close
+    assert len(catalog) == 654  # reopens after close

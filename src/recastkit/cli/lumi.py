@@ -66,8 +66,16 @@ DAOD_PHYS.e6337_s3126_r10724_p4512   (one argument)
     def unc(lumi_ifb: float) -> str:
         return "" if record.rel_unc is None else f"{record.rel_unc * lumi_ifb:.5g}"
 
+    from recastkit.lumi import lumi_for_years
+
+    calib = None if "+" in record.calibration else record.calibration
+
+    def year_unc(year: int, lumi_ifb: float) -> str:
+        rel_unc = lumi_for_years([year], calib).rel_unc  # that year's own uncertainty
+        return "" if rel_unc is None else f"{rel_unc * lumi_ifb:.5g}"
+
     rows: list[tuple[str, str, str]] = [
-        (str(year), f"{lumi.ifb:.8g}", "") for year, lumi in record.per_year
+        (str(year), f"{lumi.ifb:.8g}", year_unc(year, lumi.ifb)) for year, lumi in record.per_year
     ]
     rows.append(("total", f"{record.lumi_ifb:.8g}", unc(record.lumi_ifb)))
     rel = "unknown" if record.rel_unc is None else f"{100 * record.rel_unc:.3g} %"

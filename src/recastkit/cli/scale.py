@@ -37,7 +37,12 @@ def _lumi(value: str | None, value_ifb: float | None) -> Any:
 @click.option("--sumw", type=float, help="Sum of generator weights of the un-skimmed sample.")
 @click.option("--sumw-from", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Read Σw from these files' bookkeeping metadata (repeatable).")
-@click.option("--xsec", "xsec_text", help="Cross section with unit, e.g. '44.837 fb'.")
+@click.option("--allow-mixed-dsids", is_flag=True,
+              help="The --sumw-from files are one sample although they name several DSIDs "
+                   "(recorded in the ledger).")
+@click.option("--xsec", "xsec_text",
+              help="Cross section with unit, e.g. '44.837 fb'; ε and k are then 1 unless "
+                   "--filter-eff/--k-factor are given.")
 @click.option("--xsec-fb", type=float, help="Cross section in fb (bare number).")
 @click.option("--xsec-source", help="Use only catalog records from this source file.")
 @click.option("--filter-eff", type=float, help="Generator filter efficiency.")
@@ -52,7 +57,8 @@ def _lumi(value: str | None, value_ifb: float | None) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the ledger as one JSON document.")
 def command(
     input_spec: str, output: Path, dataset: str | None, etag: str | None, sumw: float | None,
-    sumw_from: tuple[Path, ...], xsec_text: str | None, xsec_fb: float | None,
+    sumw_from: tuple[Path, ...], allow_mixed_dsids: bool, xsec_text: str | None,
+    xsec_fb: float | None,
     xsec_source: str | None, filter_eff: float | None, k_factor: float | None,
     lumi_text: str | None, lumi_ifb: float | None, lumi_unc: float | None,
     catalog: Path | None, force: bool, as_json: bool,
@@ -60,7 +66,9 @@ def command(
     """Scale the histograms of INPUT (a selection output, or any ROOT/JSON/text histogram).
 
     Every factor of σ × ε × k × L / Σw is resolved (user value, catalog, campaign,
-    bookkeeping) and printed with its source.
+    bookkeeping) and printed with its source. Factors of different sources are never
+    combined silently: a σ given by hand takes ε = k = 1 unless --filter-eff/--k-factor are
+    given too (see README, "Normalization rule").
 
     \b
     Example (the worked example, scale 0.922008):
@@ -76,7 +84,7 @@ def command(
         dataset=dataset, etag=etag, xsec=_xsec(xsec_text, xsec_fb), filter_eff=filter_eff,
         k_factor=k_factor, lumi=_lumi(lumi_text, lumi_ifb), lumi_rel_unc=lumi_unc,
         sum_of_weights=sumw, sumw_files=tuple(sumw_from), catalog_path=catalog,
-        xsec_source=xsec_source,
+        xsec_source=xsec_source, allow_mixed_dsids=allow_mixed_dsids,
     )
     result = scale_file(input_spec, output, req, force=force)
     ledger = result.ledger
@@ -95,6 +103,8 @@ def command(
     rows.append(("", "expected yield", f"{ledger.expected_yield:.6g}", "events", "σ·ε·k·L"))
     echo_table(["", "factor", "value", "unit", "source"], rows,
                title=f"Normalization of {ledger.dataset or input_spec}")
+    for note in ledger.notes:
+        click.echo(f"note: {note}")
     for name in result.histograms:
         click.echo(f"{name}: {result.yields[name]:.6g} expected events in range")
     click.echo(f"wrote {result.output}")

@@ -28,6 +28,7 @@ def _row_doc(sow: SumOfWeights, *, with_path: bool) -> dict[str, Any]:
         "weight_name": sow.weight_name,
         "kind": sow.kind,
         "dsid": sow.dsid,
+        "file_uuid": sow.file_uuid,
     }
     if with_path:
         doc["path"] = sow.path
@@ -91,14 +92,19 @@ def _echo_human(report: SumwReport) -> None:
               help="Per-event weight branch of a flat ntuple (with --from-events).")
 @click.option("--compare-events", is_flag=True,
               help="Also sum the stored event weights and report the skim efficiency.")
+@click.option("--allow-mixed-dsids", is_flag=True,
+              help="The files are one sample although their bookkeeping names several DSIDs "
+                   "(recorded in the source).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def command(files: tuple[str, ...], weight_index: int, from_events: bool, method: str,
             cutflow: str | None, cutflow_bin: str, weight_branch: str | None,
-            compare_events: bool, as_json: bool) -> None:
+            compare_events: bool, allow_mixed_dsids: bool, as_json: bool) -> None:
     """Sums of generator weights (Σw, Σw², events) of the FILES of one sample, and their total.
 
     Reads the bookkeeping metadata (ATLAS CutBookkeepers, CMS Runs tree, AnalysisTop
     sumWeights tree) or, on request, a cutflow histogram or the stored event weights.
+    The same file twice (by path or as a byte copy) is an error, and so are files of several
+    DSIDs unless --allow-mixed-dsids says they are one sample.
     """
     from recastkit.bookkeeping import sum_of_weights_files
 
@@ -120,6 +126,7 @@ def command(files: tuple[str, ...], weight_index: int, from_events: bool, method
     report = sum_of_weights_files(
         list(files), weight_index=weight_index, method=method, cutflow=cutflow,
         cutflow_bin=cutflow_bin, compare_events=compare_events, weight_branch=weight_branch,
+        allow_mixed_dsids=allow_mixed_dsids,
     )
     if as_json:
         echo_json(report_document(report))

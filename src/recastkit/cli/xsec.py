@@ -49,6 +49,8 @@ def _record_json(r: XsecRecord) -> dict[str, Any]:
         "generator": r.generator,
         "sum_of_weights": r.sum_of_weights,
         "note": r.note,
+        "negative": r.negative,
+        "flags": list(r.flags),
         "source": str(r.source),
         "source_location": r.source.location,
         "source_line": r.source.line,
@@ -101,7 +103,8 @@ def import_(tables: tuple[Path, ...], fmt: str | None, xsec_unit: str | None,
             "catalog": str(path),
             "imports": [
                 {"path": str(s.path), "format": s.format, "n_records": s.n_records,
-                 "n_skipped": s.n_skipped, "replaced": s.replaced}
+                 "n_skipped": s.n_skipped, "n_placeholders": s.n_placeholders,
+                 "n_negative": s.n_negative, "replaced": s.replaced}
                 for s in summaries
             ],
         })
@@ -111,6 +114,16 @@ def import_(tables: tuple[Path, ...], fmt: str | None, xsec_unit: str | None,
         [(s.path.name, s.format, s.n_records, s.n_skipped, s.replaced) for s in summaries],
         title=f"imported into {path}",
     )
+    for s in summaries:
+        if s.n_placeholders:
+            click.echo(f"{s.path.name}: {s.n_placeholders} placeholder row(s) with σ = 0 "
+                       "skipped")
+        if s.n_negative:
+            click.echo(f"{s.path.name}: {s.n_negative} record(s) with a negative σ "
+                       "(interference samples) imported and flagged")
+        other = s.n_skipped - s.n_placeholders
+        if other:
+            click.echo(f"{s.path.name}: {other} other row(s) skipped (see the log for reasons)")
 
 
 @command.command("show")
@@ -122,10 +135,19 @@ def show(key: str, etag: str | None, catalog_path: Path | None, as_json: bool) -
     """Show every record of a DSID, dataset name or sample name, and their conflicts."""
     from recastkit.exceptions import MissingMetadataError
     from recastkit.metadata import cross_check
+    from recastkit.metadata.store import check_etag
 
+    etag = check_etag(etag)
     with _open(catalog_path) as catalog:
         records = catalog.query(key, etag=etag)
+        known = catalog.etags(key) if etag is not None else []
         path = catalog.path
+    if known and etag not in known:
+        msg = (
+            f"no cross-section record for {key!r} with e-tag {etag} (--etag) in catalog "
+            f"{path}; e-tags in the catalog for it: {', '.join(known)}"
+        )
+        raise MissingMetadataError(msg)
     if not records:
         etag_text = f" with e-tag {etag}" if etag else ""
         msg = (
@@ -143,10 +165,10 @@ def show(key: str, etag: str | None, catalog_path: Path | None, as_json: bool) -
         })
         return
     echo_table(
-        ["key", "e-tag", "σ (fb)", "ε", "k", "σ·ε·k (fb)", "source"],
+        ["key", "e-tag", "σ (fb)", "ε", "k", "σ·ε·k (fb)", "source", "flags"],
         [
             (r.key, r.etag, _fmt(r.xsec_fb), _fmt(r.filter_eff), _fmt(r.k_factor),
-             _fmt(r.effective_xsec_fb), str(r.source))
+             _fmt(r.effective_xsec_fb), str(r.source), ", ".join(r.flags))
             for r in records
         ],
         title=f"{key}: {len(records)} record(s)",

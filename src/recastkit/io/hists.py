@@ -7,7 +7,16 @@ chosen by file extension:
 
 - ``.root``: TH1D (TH2D, TH3D) objects; the variances (``fSumw2``) survive the round trip. Metadata
   (e.g. the bookkeeping sum of weights recorded by the selection step) is stored as a JSON
-  ``TObjString`` named :data:`METADATA_KEY`.
+  ``TObjString`` named :data:`METADATA_KEY`. The TH1 header sums are those ROOT's own
+  ``TH1::ResetStats`` would compute from the bins (in-range bins, as ROOT's default
+  statistics): ``fTsumw`` = Σ contents, ``fTsumw2`` = Σ variances (uproot alone writes
+  ``fTsumw2 = fTsumw``, wrong for weighted fills), ``fTsumwx``/``fTsumwx2`` from the bin
+  centres. ``fEntries`` is the number of fills when the writer knows it (``entries=`` of
+  :func:`write_hists`); a Weight-storage histogram does not store it, so otherwise it is the
+  effective number of entries ``fTsumw² / fTsumw2`` (``|fTsumw|`` without variances), which
+  is also what ``TH1::ResetStats`` sets. ``GetEffectiveEntries()`` is then right in ROOT, and
+  ``fEntries`` does not change when a histogram is scaled. (TH2D/TH3D headers are written
+  as uproot computes them.)
 - ``.json``: the UHI JSON schema (``uhi.io.json``) used by hist and boost-histogram. A file
   holds either one histogram or ``{"histograms": {name: hist}, "metadata": {...}}``.
 - ``.txt``: one 1D histogram: bin edges on line 1, bin contents on line 2,
@@ -228,6 +237,49 @@ def _dump_json(doc: Any) -> str:
 # --------------------------------------------------------------------------- root
 
 
+def header_sums(h: hist.Hist) -> dict[str, float]:
+    """The TH1 header sums of a 1D Weight histogram (in-range bins, see the module docstring).
+
+    Returns:
+        ``fTsumw``, ``fTsumw2``, ``fTsumwx``, ``fTsumwx2`` and ``fEntries`` (effective entries).
+    """
+    values = np.asarray(h.values(), dtype=np.float64)
+    variances = h.variances()
+    var = values if variances is None else np.asarray(variances, dtype=np.float64)
+    centers = np.asarray(h.axes[0].centers, dtype=np.float64)
+    sumw = float(values.sum())
+    sumw2 = float(var.sum())
+    entries = abs(sumw)
+    if variances is not None and sumw > 0 and sumw2 > 0:
+        entries = sumw * sumw / sumw2
+    return {
+        "fTsumw": sumw,
+        "fTsumw2": sumw2,
+        "fTsumwx": float((values * centers).sum()),
+        "fTsumwx2": float((values * centers * centers).sum()),
+        "fEntries": entries,
+    }
+
+
+def _root_th1(h: hist.Hist, entries: float | None) -> Any:
+    """The TH1D written for ``h``: uproot's conversion with ROOT's header sums."""
+    from uproot.writing.identify import to_TH1x
+
+    writable = uproot.to_writable(h)
+    sums = header_sums(h)
+    if entries is not None:
+        sums["fEntries"] = float(entries)
+    sumw2 = writable.member("fSumw2")
+    return to_TH1x(
+        fName=None,
+        fTitle=writable.member("fTitle"),
+        data=np.asarray(writable.values(flow=True), dtype=">f8"),
+        fSumw2=None if sumw2 is None else np.asarray(sumw2, dtype=">f8"),
+        fXaxis=writable.member("fXaxis"),
+        **sums,
+    )
+
+
 def _root_hist_names(f: Any) -> list[str]:
     return sorted({n for prefix in ("TH1", "TH2", "TH3") for n in key_names(f, prefix)})
 
@@ -351,10 +403,18 @@ def read_hist(spec: str | os.PathLike[str], name: str | None = None) -> hist.His
 
 
 def write_hists(path: str | os.PathLike[str], hists: Mapping[str, hist.Hist],
-                metadata: Mapping[str, Any] | None = None) -> None:
+                metadata: Mapping[str, Any] | None = None, *,
+                entries: Mapping[str, float] | None = None) -> None:
     """Write several histograms (and optional JSON-serializable metadata) to one file.
 
     The text format holds a single histogram and no metadata.
+
+    Args:
+        path: Output file; the format follows the extension.
+        hists: Histograms by name.
+        metadata: JSON-serializable metadata (ROOT and JSON formats).
+        entries: Number of fills of some histograms, written as the TH1 ``fEntries`` of a
+            ROOT output (default: the effective number of entries, see the module docstring).
 
     Raises:
         HistogramError: For an unsupported extension, or several histograms to a text file.
@@ -378,7 +438,8 @@ def write_hists(path: str | os.PathLike[str], hists: Mapping[str, hist.Hist],
         return
     with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
         for n, h in weighted.items():
-            f[n] = h
+            # 1D: ROOT's header sums (module docstring); 2D/3D as uproot writes them.
+            f[n] = _root_th1(h, (entries or {}).get(n)) if h.ndim == 1 else h
         if meta:
             f[METADATA_KEY] = json.dumps(meta, sort_keys=True)
 

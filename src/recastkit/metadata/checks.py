@@ -85,7 +85,8 @@ class Conflict:
     """Two records of one sample that disagree.
 
     Attributes:
-        kind: ``"branching_ratio"``, ``"typo"``, ``"unit"`` or ``"value"``.
+        kind: ``"branching_ratio"``, ``"typo"``, ``"unit"``, ``"sign"`` (one σ is negative,
+            an interference term, the other is not) or ``"value"``.
         records: The two records, the smaller σ × ε × k first.
         ratio: σ·ε·k of the first over σ·ε·k of the second (≤ 1).
         message: Both values with their sources, and the probable reason.
@@ -209,6 +210,18 @@ def cross_check(records: Sequence[XsecRecord], rel_tol: float = 1e-3) -> list[Co
                 if not _compatible(first, second):
                     continue
                 x, y = first.effective_xsec_fb, second.effective_xsec_fb
+                label = f"DSID {key}" if isinstance(key, int) else f"sample {key!r}"
+                if (x < 0) != (y < 0):
+                    a, b = (first, second) if x < y else (second, first)
+                    message = (
+                        f"{label}: σ·ε·k = {_value_text(a)} vs {_value_text(b)}; opposite "
+                        "signs — one source gives the interference term (negative σ), the "
+                        "other does not"
+                    )
+                    conflicts.append(Conflict("sign", (a, b), min(x, y) / max(x, y),
+                                              message, ""))
+                    continue
+                x, y = abs(x), abs(y)
                 a, b = (first, second) if x <= y else (second, first)
                 ratio = min(x, y) / max(x, y)
                 if math.isclose(x, y, rel_tol=rel_tol):
@@ -219,7 +232,6 @@ def cross_check(records: Sequence[XsecRecord], rel_tol: float = 1e-3) -> list[Co
                     kind, detail, reason = typo
                 else:
                     kind, detail, reason = _classify(a, b, ratio, rel_tol)
-                label = f"DSID {key}" if isinstance(key, int) else f"sample {key!r}"
                 message = (
                     f"{label}: σ·ε·k = {_value_text(a)} vs {_value_text(b)}; "
                     f"ratio {ratio:.4f} — {reason}"

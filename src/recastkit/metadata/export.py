@@ -79,7 +79,27 @@ def write_pmg(path: str | Path, records: Iterable[XsecRecord]) -> int:
     Returns:
         The number of rows written.
     """
-    text, n = format_pmg(records)
+    rows = list(records)
+    text, n = format_pmg(rows)
     write_text_atomic(path, text)
     log.info("wrote %d records to %s", n, path)
+    _warn_conflicting_rows(path, rows)
     return n
+
+
+def _warn_conflicting_rows(path: str | Path, records: list[XsecRecord]) -> None:
+    """Rows of several sources for one DSID and e-tag make a table that import refuses."""
+    values: dict[tuple[int, str | None], set[tuple[float, float, float]]] = {}
+    for r in records:
+        if r.dsid is not None:
+            values.setdefault((r.dsid, r.etag), set()).add(
+                (r.xsec.fb, r.filter_eff, r.k_factor))
+    clashes = sorted(key for key, v in values.items() if len(v) > 1)
+    if clashes:
+        shown = ", ".join(f"{d}{' ' + e if e else ''}" for d, e in clashes[:5])
+        log.warning(
+            "%s holds %d sample(s) with different values from several sources for one DSID and "
+            "e-tag (%s%s); `recastkit xsec import` refuses such a table: export the records of "
+            "one source, or choose the DSIDs with --dsid", path, len(clashes), shown,
+            " …" if len(clashes) > 5 else "",
+        )

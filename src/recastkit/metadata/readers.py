@@ -39,17 +39,28 @@ Cross-section units are decided per column name, never guessed from the values:
 * A unit in brackets in a getMetadata header (``crossSection [nb]``) wins over the convention.
 * ``xsec_unit=`` of :func:`read_table` overrides all of this for a table known to differ.
 
-Rows whose values are numbers but outside the valid range of a record (σ ≤ 0, k ≤ 0, ε > 1;
-e.g. the 302 placeholder rows ``410513 0 0 pythia8`` of TopDataPreparation, or the negative
-interference cross sections of SUSYTools DSIDs 342098 and 342287) are *skipped*, logged and
-counted; rows that cannot be parsed at all raise :class:`TableFormatError` naming the file, the
-line and what was expected.
+Import rules (the same for every format):
+
+* σ = 0 rows are placeholders (e.g. the 302 rows ``410513 0 0 pythia8`` of TopDataPreparation):
+  they are *skipped and counted* (:attr:`TableContents.n_placeholders`, shown by
+  ``recastkit xsec import``).
+* A negative σ is a valid record: interference samples such as SUSYTools DSIDs 342098 and
+  342287 (bbH y_b·y_t interference) are imported and flagged
+  (:attr:`~recastkit.metadata.records.XsecRecord.negative`, counted in
+  :attr:`TableContents.n_negative`).
+* Other values outside the valid range of a record (k ≤ 0, ε ∉ (0, 1], NaN or infinite σ)
+  are skipped, logged at WARNING and counted.
+* Two rows with the same key (DSID, or name for name-keyed tables) and e-tag are a
+  *duplicate*: identical values keep the first row and skip the others (counted); different
+  values are a :class:`TableFormatError` listing the lines, and nothing of the table is
+  imported (a table must say one thing per sample; pick the right row and re-import).
+* Rows that cannot be parsed at all raise :class:`TableFormatError` naming the file, the line
+  and what was expected.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -151,6 +162,16 @@ class TableContents:
         """Data rows in the table (records plus skipped rows)."""
         return len(self.records) + len(self.skipped)
 
+    @property
+    def n_placeholders(self) -> int:
+        """Skipped placeholder rows (σ = 0, the Open Data ``data`` row)."""
+        return sum(1 for s in self.skipped if s.placeholder)
+
+    @property
+    def n_negative(self) -> int:
+        """Records with a negative σ (interference samples), imported and flagged."""
+        return sum(1 for r in self.records if r.negative)
+
 
 class _Table:
     """A table file being read: its lines, its path, and helpers for errors."""
@@ -209,7 +230,50 @@ class _Table:
         except (InvalidRecordError, UnitError) as exc:
             self.skip(lineno, str(exc))
 
+    def _deduplicate(self) -> None:
+        """Apply the duplicate rule of the module docstring (same key and e-tag)."""
+        first: dict[tuple[int | str, str | None], XsecRecord] = {}
+        kept: list[XsecRecord] = []
+        conflicts: dict[tuple[int | str, str | None], list[XsecRecord]] = {}
+        for rec in self.records:
+            key = (rec.key, rec.etag)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = rec
+                kept.append(rec)
+                continue
+            same = (seen.xsec.fb, seen.filter_eff, seen.k_factor) == (
+                rec.xsec.fb, rec.filter_eff, rec.k_factor)
+            if same:
+                self.skip(rec.source.line or 0, f"duplicate of line {seen.source.line} "
+                                                "(same values)")
+            else:
+                conflicts.setdefault(key, [seen]).append(rec)
+        if conflicts:
+            parts = []
+            for (sample, etag), recs in conflicts.items():
+                rows = ", ".join(
+                    f"line {r.source.line} (σ = {r.xsec}, ε = {r.filter_eff!r}, "
+                    f"k = {r.k_factor!r})" for r in recs
+                )
+                parts.append(f"{sample}{' ' + etag if etag else ''}: {rows}")
+            msg = (
+                f"{self.path} ({self.format} table): {len(conflicts)} sample(s) with "
+                f"conflicting duplicate rows (same key and e-tag, different values), nothing "
+                f"imported; keep one row per sample and e-tag: {'; '.join(parts)}"
+            )
+            raise TableFormatError(msg)
+        self.records = kept
+
     def contents(self) -> TableContents:
+        self._deduplicate()
+        negative = [r for r in self.records if r.negative]
+        if negative:
+            log.warning(
+                "%s: %d record(s) with a negative cross section (interference samples, "
+                "imported and flagged): %s", self.path.name, len(negative),
+                ", ".join(f"{r.key} (line {r.source.line})" for r in negative[:5]),
+            )
         for placeholder in (True, False):
             rows = [s for s in self.skipped if s.placeholder is placeholder]
             if rows:
@@ -361,8 +425,8 @@ def _parse_columns(table: _Table, cmap: _ColumnMap, lineno: int, fields: list[st
     sym = opt_number(cmap.unc_sym)
     up = opt_number(cmap.unc_up)
     down = opt_number(cmap.unc_down)
-    if math.isnan(xsec_value) or xsec_value < 0:
-        table.skip(lineno, f"{cmap.xsec} = {xsec_value!r} is not a positive cross section")
+    if xsec_value == 0:
+        table.skip(lineno, f"{cmap.xsec} = 0: a placeholder row", placeholder=True)
         return
     unit = cmap.units[cmap.xsec]
     table.add(
@@ -492,9 +556,8 @@ def read_susytools(path: str | Path, xsec_unit: XsecUnit | None = None) -> Table
         k = table.number(row["kfac"], "kfac", lineno)
         eff = table.number(row["eff"], "eff", lineno)
         unc = table.number(row["relunc"], "relunc", lineno)
-        if not xsec > 0:
-            table.skip(lineno, f"xsec = {xsec!r} pb is not a positive cross section "
-                               "(an interference term or a placeholder)")
+        if xsec == 0:
+            table.skip(lineno, "xsec = 0: a placeholder row", placeholder=True)
             continue
         table.add(
             lineno,
@@ -529,9 +592,9 @@ def read_topdataprep(path: str | Path, xsec_unit: XsecUnit | None = None) -> Tab
             note += f"; extra fields: {extras}"
         if comment.strip():
             note += f"; comment: {comment.strip()}"
-        if not xsec > 0 or not k > 0:
-            table.skip(lineno, f"placeholder row (xsec×eff = {xsec!r}, kFactor = {k!r})",
-                       placeholder=xsec == 0 and k == 0)
+        if xsec == 0:
+            table.skip(lineno, f"placeholder row (xsec×eff = 0, kFactor = {k!r})",
+                       placeholder=True)
             continue
         table.add(
             lineno,
@@ -582,6 +645,9 @@ def read_opendata(path: str | Path, xsec_unit: XsecUnit | None = None) -> TableC
             log.info("%s:%d: skipped the real-data placeholder row %r", table.path.name, lineno,
                      stripped)
             table.skip(lineno, f"real-data placeholder row {stripped!r}", placeholder=True)
+            continue
+        if xsec == 0:
+            table.skip(lineno, "cross-section = 0: a placeholder row", placeholder=True)
             continue
         table.add(
             lineno,

@@ -7,6 +7,11 @@ such as the ATLAS Open Data ``Files_*.txt``, by its name), with the :class:`Sour
 from. The normalization uses the *effective* cross section σ × ε × k.
 
 The record keeps the table's unit (``CrossSection(0.044837, "pb")``); ``xsec_fb`` converts.
+
+A negative σ is a valid record: interference samples (e.g. DSID 342098 of the SUSYTools
+table, bbH with the y_b·y_t interference term) have one. Such a record is flagged
+(:attr:`XsecRecord.negative`) and every user of it says so. σ = 0 is never a record (tables
+use it as a placeholder; the readers skip and count those rows).
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ class XsecRecord:
 
     Attributes:
         dsid: The dataset number (``None`` for name-keyed tables).
-        xsec: The generator cross section σ, in the unit of the table.
+        xsec: The generator cross section σ, in the unit of the table; non-zero, negative for
+            interference samples (flagged by :attr:`negative`).
         filter_eff: Generator filter efficiency ε, 0 < ε ≤ 1.
         k_factor: Higher-order k-factor, > 0.
         etag: The AMI e-tag the row is valid for (``"e5706"``), ``None`` if the table has none.
@@ -121,8 +127,10 @@ class XsecRecord:
                 f"got {self.xsec!r}"
             )
             raise InvalidRecordError(msg)
-        if self.xsec.value <= 0.0:
-            msg = f"xsec of {where} must be > 0, got {self.xsec!r}"
+        if self.xsec.value == 0.0:
+            msg = (
+                f"xsec of {where} must be non-zero (σ = 0 is a placeholder), got {self.xsec!r}"
+            )
             raise InvalidRecordError(msg)
         if self.dsid is None:
             if not self.physics_short:
@@ -170,6 +178,16 @@ class XsecRecord:
         return self.physics_short or ""
 
     @property
+    def negative(self) -> bool:
+        """True for a negative σ (an interference sample)."""
+        return self.xsec.value < 0.0
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Remarks on the record shown next to it (``("negative σ (interference)",)``)."""
+        return ("negative σ (interference)",) if self.negative else ()
+
+    @property
     def xsec_fb(self) -> float:
         """The generator cross section σ in femtobarn."""
         return self.xsec.fb
@@ -187,7 +205,8 @@ class XsecRecord:
     def describe(self) -> str:
         """One line naming the key, e-tag, σ × ε × k and the source (for error messages)."""
         etag = f" {self.etag}" if self.etag else ""
+        flags = "".join(f" [{f}]" for f in self.flags)
         return (
             f"{self.key}{etag}: σ={self.xsec} ε={self.filter_eff!r} k={self.k_factor!r} "
-            f"-> σ·ε·k = {self.effective_xsec_fb:.8g} fb ({self.source})"
+            f"-> σ·ε·k = {self.effective_xsec_fb:.8g} fb ({self.source}){flags}"
         )

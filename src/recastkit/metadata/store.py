@@ -20,6 +20,7 @@ import datetime as _dt
 import logging
 import math
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -107,9 +108,12 @@ class ImportSummary:
         path: The table (absolute path).
         format: The format it was read as.
         n_records: Records stored.
-        n_skipped: Data rows read but not stored (placeholders, out-of-range values).
+        n_skipped: Data rows read but not stored (placeholders, out-of-range values,
+            identical duplicates).
         replaced: Records of an earlier import of the same file that were replaced.
         skipped: The skipped rows with their line numbers and reasons.
+        n_placeholders: Of the skipped rows, the σ = 0 placeholders.
+        n_negative: Stored records with a negative σ (interference samples, flagged).
     """
 
     path: Path
@@ -118,6 +122,8 @@ class ImportSummary:
     n_skipped: int
     replaced: int = 0
     skipped: tuple[SkippedRow, ...] = ()
+    n_placeholders: int = 0
+    n_negative: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,30 @@ class _Key:
     text: str
 
 
+_ETAG_RE = re.compile(r"^e[0-9]+$")
+
+
+def check_etag(etag: str | None) -> str | None:
+    """Normalize an e-tag given by the user (``"E5706 "`` -> ``"e5706"``).
+
+    Raises:
+        MissingMetadataError: For anything but ``e`` followed by digits (the message names
+            ``--etag``).
+    """
+    if etag is None:
+        return None
+    text = str(etag).strip().lower()
+    if not _ETAG_RE.match(text):
+        msg = (
+            f"--etag {etag!r} is not an e-tag: expected 'e' followed by digits, e.g. e5706 "
+            "(the evgen tag of a dataset name's AMI tags)"
+        )
+        raise MissingMetadataError(msg)
+    return text
+
+
 def _parse_key(key: int | str, etag: str | None) -> _Key:
+    etag = check_etag(etag)
     if isinstance(key, bool):
         msg = f"catalog key must be a DSID, a dataset name or a sample name, got {key!r}"
         raise MissingMetadataError(msg)
@@ -438,7 +467,8 @@ class Catalog:
                      len(contents.records), self.path)
             summaries.append(ImportSummary(contents.path, contents.format,
                                            len(contents.records), len(contents.skipped),
-                                           n_replaced, contents.skipped))
+                                           n_replaced, contents.skipped,
+                                           contents.n_placeholders, contents.n_negative))
         return summaries
 
     def add_records(self, records: Iterable[XsecRecord]) -> int:
@@ -538,17 +568,40 @@ class Catalog:
                 (``mc16_13TeV_Backgrounds.txt``), a full path, a ``file:line`` string, or a
                 source kind (``table``, ``service``, ``user``).
 
+        An e-tag (given, or the first e-tag of a full dataset name) must be ``e`` + digits.
+        When the catalog holds e-tagged rows for the key and none has that e-tag, it is an
+        error listing the e-tags that exist: the e-tag-less records of other tables are never
+        a fallback for a mistyped e-tag. When no row of the key has an e-tag, the e-tag-less
+        records are valid for every e-tag (with a warning).
+
         Raises:
             MissingMetadataError: No record (the message suggests importing a table and lists
-                the e-tags and sources that exist for the key).
+                the e-tags and sources that exist for the key), an e-tag that matches no row,
+                or a malformed e-tag.
             AmbiguousMetadataError: Several disagreeing records; the message lists every
                 candidate with its source and how to choose.
         """
         k = _parse_key(key, etag)
         records = self.query(key, etag)
+        etag_text = f" with e-tag {k.etag}" if k.etag else ""
+        if k.etag is not None:
+            known = self.etags(key)
+            if known and k.etag not in known:
+                given = "--etag" if etag is not None else "the e-tag of the dataset name"
+                msg = (
+                    f"no cross-section record for {k.text!r} with e-tag {k.etag} ({given}) in "
+                    f"catalog {self.path}; e-tags in the catalog for it: {', '.join(known)} "
+                    "(a record without an e-tag is not used in place of a missing e-tag)"
+                )
+                raise MissingMetadataError(msg)
+            if not known and records:
+                log.warning(
+                    "%s: no record in catalog %s has an e-tag; e-tag %s matches the e-tag-less "
+                    "record(s) of %s, valid for every e-tag", k.text, self.path, k.etag,
+                    ", ".join(sorted({r.source.name for r in records})),
+                )
         if source is not None:
             records = [r for r in records if _source_matches(r.source, source)]
-        etag_text = f" with e-tag {k.etag}" if k.etag else ""
         if not records:
             hints: list[str] = []
             other = self.etags(key) if k.etag else []

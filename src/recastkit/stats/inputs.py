@@ -4,10 +4,12 @@ The one-channel "signal on top of background" model of the tutorial: the scaled 
 normfactor ``mu`` (the POI), one or more backgrounds, observed or toy data, MC statistical
 uncertainties from Σw² (``staterror``), and optional normalization uncertainties on the
 signal: the cross-section uncertainty (``normsys`` ``xsec_signal``) and the luminosity
-uncertainty (``lumi`` modifier; backgrounds are taken as data-driven, without ``lumi``), and
-the signal's theory uncertainties from generator-weight variations (a ``histosys`` per
-:class:`~recastkit.theory.TheoryBand`, optionally split into ``normsys`` + shape-only
-``histosys`` sharing one parameter, see :func:`theory_modifiers`).
+uncertainty (``lumi`` modifier), and the signal's theory uncertainties from generator-weight
+variations (a ``histosys`` per :class:`~recastkit.theory.TheoryBand`, optionally split into
+``normsys`` + shape-only ``histosys`` sharing one parameter, see :func:`theory_modifiers`).
+A background normalized by recastkit from MC (its file carries a ledger:
+:attr:`BinnedSample.lumi_scaled`) scales with the same luminosity and gets the same, fully
+correlated ``lumi`` modifier; other backgrounds are taken as data-driven, without ``lumi``.
 
 Several regions: :func:`prepare_region` validates one region (a control region may have no
 signal) and :func:`build_multiregion_model` makes each region a channel; backgrounds named in
@@ -58,6 +60,8 @@ class BinnedSample:
         values: Σw per bin.
         variances: Σw² per bin, or None when unknown.
         source: Where it came from (a file spec, ``"mock"``, ...), for messages.
+        lumi_scaled: The sample was normalized to σ × L (MC with a ledger), so it carries
+            the luminosity modifier in the model.
     """
 
     name: str
@@ -65,6 +69,7 @@ class BinnedSample:
     values: tuple[float, ...]
     variances: tuple[float, ...] | None = None
     source: str = ""
+    lumi_scaled: bool = False
 
     @classmethod
     def from_hist(cls, h: Any, name: str, source: str = "") -> BinnedSample:
@@ -107,6 +112,7 @@ class BinnedSample:
         return BinnedSample(
             self.name, self.edges[::factor], merge(self.values),
             None if self.variances is None else merge(self.variances), self.source,
+            self.lumi_scaled,
         )
 
     @property
@@ -571,8 +577,12 @@ def build_multiregion_model(regions: Sequence[RegionInputs], *, poi: str = "mu",
             samples.append(SampleSpec(region.signal.name, region.signal.values,
                                       region.signal.variances, tuple(sig_mods)))
         for b in region.backgrounds:
-            mods = ((ModifierSpec.normfactor(normfactor_name(b.name)),)
-                    if b.name in free_backgrounds else ())
+            mods: tuple[ModifierSpec, ...] = (
+                (ModifierSpec.normfactor(normfactor_name(b.name)),)
+                if b.name in free_backgrounds else ())
+            if lumi and b.lumi_scaled:
+                # MC normalized to σ × L shares the signal's (correlated) lumi parameter.
+                mods += (ModifierSpec.lumi("lumi"),)
             samples.append(SampleSpec(b.name, b.values, b.variances, mods))
         channels.append(ChannelSpec(region.name, tuple(samples)))
     return ModelSpec(

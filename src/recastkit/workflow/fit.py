@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +20,7 @@ from recastkit.io.hists import read_hists_and_metadata, split_spec
 from recastkit.units import CrossSection, Luminosity
 
 if TYPE_CHECKING:
-    from recastkit.stats import LimitResult, SearchInputs
+    from recastkit.stats import BinnedSample, LimitResult, SearchInputs
 
 from recastkit.workflow.normalization import DEFAULT_HIST
 
@@ -138,6 +139,33 @@ def _from_ledger(norm: Mapping[str, Any], key: str, label: str, what: str) -> fl
     return float(norm[key])
 
 
+def _mc_background(sample: BinnedSample, meta: Mapping[str, Any], *,
+                   sig_norm: Mapping[str, Any], sig_label: str, lumi_rel: float | None,
+                   notes: list[str]) -> BinnedSample:
+    """Mark a background normalized by recastkit (its file holds a ledger) as MC scaled to L.
+
+    It then gets the signal's (correlated) luminosity modifier. A luminosity that differs
+    from the signal's is reported (warning and a note in the result), never silently mixed.
+    Notes name the sample, not its file, so that identical runs give identical results.
+    """
+    bkg_norm = meta.get("normalization") or {}
+    if not bkg_norm:
+        return sample  # data-driven: no luminosity modifier
+    sig_l, bkg_l = sig_norm.get("lumi_ifb"), bkg_norm.get("lumi_ifb")
+    if (sig_l is not None and bkg_l is not None
+            and not math.isclose(float(sig_l), float(bkg_l), rel_tol=1e-9)):
+        note = (
+            f"{sample.name} is normalized to L = {float(bkg_l):.10g} fb^-1 but the signal to "
+            f"L = {float(sig_l):.10g} fb^-1 (one luminosity modifier for both)"
+        )
+        log.warning("%s: %s (signal %s)", sample.source, note, sig_label)
+        notes.append(note)
+    if lumi_rel is not None:
+        notes.append(f"{sample.name}: normalized by recastkit (ledger), so it carries the "
+                     "signal's luminosity modifier (correlated)")
+    return replace(sample, lumi_scaled=True)
+
+
 def _write_fit_outputs(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
                        inputs: SearchInputs, lumi_ifb: float | None,
                        xsec_ref_fb: float | None, plots: bool = True) -> tuple[Path, ...]:
@@ -231,9 +259,11 @@ def run_fit(req: FitRequest, progress: Callable[[int, str], None] | None = None
     signal = stats.BinnedSample.from_hist(sig_hist, "signal", sig_label)
     read_bkgs: list[stats.BinnedSample] = []
     for i, spec in enumerate(req.backgrounds):
-        h, _, label = load_hist(spec, "background")
+        h, bkg_meta, label = load_hist(spec, "background")
         name = "background" if len(req.backgrounds) == 1 else f"background_{i + 1}"
-        read_bkgs.append(stats.BinnedSample.from_hist(h, name, label))
+        read_bkgs.append(_mc_background(stats.BinnedSample.from_hist(h, name, label), bkg_meta,
+                                        sig_norm=norm, sig_label=sig_label, lumi_rel=lumi_rel,
+                                        notes=notes))
     data = None
     if req.data is not None:
         h, _, label = load_hist(req.data, "data")

@@ -1,18 +1,29 @@
-"""The analysis chain: resolve every normalization factor, scale histograms, run the demo.
+"""Resolve every normalization factor into a ledger and scale histogram files.
 
-Resolution rules for the :class:`~recastkit.scaling.Ledger` (each choice is recorded as the
-factor's source, and nothing is picked silently):
+The normalization rule (also in README.md, "Normalization rule"): **factors from different
+sources are never combined silently.** Every factor of σ × ε × k × L / Σw is recorded in the
+:class:`~recastkit.scaling.Ledger` with its source, and:
 
-- **σ, ε, k**: a value given by the user wins; otherwise the catalog record of the dataset
-  (DSID, with the e-tag of a full dataset name selecting the row). Several disagreeing catalog
-  records raise :class:`~recastkit.exceptions.AmbiguousMetadataError` listing them; choose one
-  with ``xsec_source``. When σ is given by hand and ε or k are not, they are taken as 1 and the
-  ledger says so.
-- **L**: the user's value wins; otherwise the luminosity of the dataset's MC campaign (from its
-  r-tag).
-- **Σw**: an explicit value wins; then the bookkeeping metadata of the given files
-  (CutBookkeepers, ``Runs`` tree, ...); then the sum recorded by the selection step in the
-  input's metadata. The sum of the event weights left in a derivation is never used implicitly.
+- **σ given by hand** (``--xsec``/``--xsec-fb``): ε and k are 1 unless given too
+  (``--filter-eff``, ``--k-factor``); the ledger's source reads ``assumed 1 (σ given by hand)``.
+  The catalog is never used to complete a hand-given σ: when it holds a record for the
+  sample with ε or k ≠ 1, a warning names the record and the options that would apply them.
+  ``--xsec-source`` (which selects a catalog record) with a hand-given σ is an error.
+- **σ from the catalog** (the record of the dataset's DSID; the e-tag of ``--etag`` or of a
+  full dataset name selects the row): ε and k come from the same record. An ε or k given by
+  hand replaces the record's value, and a warning says which value it replaces. Several
+  disagreeing records raise :class:`~recastkit.exceptions.AmbiguousMetadataError` listing
+  them (choose with ``--xsec-source`` or ``--etag``); an e-tag that matches no row is an
+  error listing the e-tags that exist (the e-tag-less record is never a fallback for it).
+- **Negative σ** (interference samples): accepted, flagged in the ledger
+  (``negative_xsec``) and warned about; the scaled histograms hold negative yields.
+- **L**: the user's value wins; otherwise the luminosity of the dataset's MC campaign (from
+  its r-tag), with that campaign's years' uncertainty (:mod:`recastkit.lumi`).
+- **Σw**: an explicit value wins; then the bookkeeping metadata of the given files (one
+  sample: the same file twice, or files of several DSIDs, are errors unless
+  ``allow_mixed_dsids``, which the Σw source records); then the sum recorded by the
+  selection step in the input's metadata. Σw of files of another DSID than the input's is an
+  error. The sum of the event weights left in a derivation is never used implicitly.
 """
 
 from __future__ import annotations
@@ -58,6 +69,8 @@ class NormalizationRequest:
         sumw_files: Files whose bookkeeping metadata gives Σw.
         catalog_path: Catalog database (default: ``RECASTKIT_CATALOG`` or the user data dir).
         xsec_source: Restrict the catalog look-up to records from this source (file name).
+        allow_mixed_dsids: The ``sumw_files`` are one sample although they carry several
+            DSIDs (``--allow-mixed-dsids``; recorded in the ledger's Σw source).
     """
 
     dataset: str | None = None
@@ -71,6 +84,7 @@ class NormalizationRequest:
     sumw_files: tuple[Path, ...] = ()
     catalog_path: Path | None = None
     xsec_source: str | None = None
+    allow_mixed_dsids: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,58 @@ def _catalog_record(req: NormalizationRequest, key: int | str) -> Any:
     return catalog.lookup(key, etag=req.etag, source=req.xsec_source)
 
 
+def _existing_catalog_path(req: NormalizationRequest) -> Path | None:
+    """The catalog file the request names, if it exists (an advisory look-up creates none)."""
+    from recastkit.metadata import Catalog
+    from recastkit.metadata.store import CATALOG_ENV
+
+    if req.catalog_path is not None:
+        path = Path(req.catalog_path).expanduser()
+    elif os.environ.get(CATALOG_ENV):
+        path = Path(os.environ[CATALOG_ENV]).expanduser()
+    else:
+        path = Catalog.default_path()
+    return path if path.is_file() else None
+
+
+def _catalog_hint(req: NormalizationRequest, key: int | str | None,
+                  eff_given: bool, k_given: bool) -> str | None:
+    """Warning text when a hand-given σ leaves out a catalog ε or k ≠ 1 (else None).
+
+    Read-only and best effort: a missing catalog, no record or an unreadable catalog give no
+    hint (the hand-given σ never depends on the catalog).
+    """
+    from recastkit.exceptions import RecastkitError
+
+    path = _existing_catalog_path(req) if key is not None else None
+    if path is None or key is None:
+        return None
+    try:
+        from recastkit.metadata import Catalog
+
+        with Catalog(path) as catalog:
+            records = catalog.query(key, etag=req.etag)
+    except (RecastkitError, OSError) as exc:
+        log.debug("no catalog hint for %s: %s", key, exc)
+        return None
+    hints = []
+    for rec in records:
+        options = []
+        if not eff_given and rec.filter_eff != 1.0:
+            options.append(f"--filter-eff {rec.filter_eff!r}")
+        if not k_given and rec.k_factor != 1.0:
+            options.append(f"--k-factor {rec.k_factor!r}")
+        if options:
+            hints.append(f"{rec.describe()} -> {' '.join(options)}")
+    if not hints:
+        return None
+    return (
+        "σ given by hand (--xsec) is used with ε = k = 1 unless --filter-eff/--k-factor are "
+        f"given; catalog {path} holds a record with ε or k ≠ 1 for this sample: "
+        f"{'; '.join(hints)} (give those options if your σ does not include them)"
+    )
+
+
 def _dataset_key(req: NormalizationRequest, metadata: Mapping[str, Any]) -> int | str | None:
     if req.dataset:
         text = req.dataset.strip()
@@ -108,36 +174,69 @@ def _dataset_key(req: NormalizationRequest, metadata: Mapping[str, Any]) -> int 
     return None
 
 
-def _resolve_xsec(req: NormalizationRequest, key: int | str | None
-                  ) -> tuple[CrossSection, str, float, str, float, str, float | None, float | None]:
-    record = None
-    missing = req.xsec is None or req.filter_eff is None or req.k_factor is None
-    if key is not None and missing:
-        record = _catalog_record(req, key)
+@dataclass(frozen=True)
+class _XsecFactors:
+    xsec: CrossSection
+    xsec_src: str
+    eff: float
+    eff_src: str
+    kfac: float
+    k_src: str
+    unc_up: float | None
+    unc_down: float | None
+    notes: tuple[str, ...]
+
+
+def _resolve_xsec(req: NormalizationRequest, key: int | str | None) -> _XsecFactors:
+    notes: list[str] = []
     if req.xsec is not None:
-        xsec, xsec_src = req.xsec, "user value"
-    elif record is not None:
-        xsec, xsec_src = record.xsec, f"catalog {record.source}"
-    else:
+        if req.xsec_source is not None:
+            msg = (
+                f"--xsec-source {req.xsec_source!r} selects a catalog record, but the cross "
+                "section is given by hand (--xsec/--xsec-fb); give one of them"
+            )
+            raise ScalingError(msg)
+        assumed = "assumed 1 (σ given by hand)"
+        eff, eff_src = ((float(req.filter_eff), "user value") if req.filter_eff is not None
+                        else (1.0, assumed))
+        kfac, k_src = ((float(req.k_factor), "user value") if req.k_factor is not None
+                       else (1.0, assumed))
+        if req.filter_eff is None or req.k_factor is None:
+            hint = _catalog_hint(req, key, req.filter_eff is not None, req.k_factor is not None)
+            if hint is not None:
+                log.warning("%s", hint)
+                notes.append(hint)
+        return _XsecFactors(req.xsec, "user value", eff, eff_src, kfac, k_src, None, None,
+                            tuple(notes))
+    if key is None:
         msg = (
             "no cross section: give one with a unit (--xsec '44.837 fb'), or name the sample "
             "(--dataset NAME or DSID) with a catalog that holds it (recastkit xsec import TABLE)"
         )
         raise ScalingError(msg)
+    record = _catalog_record(req, key)
+    src = f"catalog {record.source}"
 
-    def pick(value: float | None, attr: str) -> tuple[float, str]:
-        if value is not None:
-            return float(value), "user value"
-        if record is not None:
-            return float(getattr(record, attr)), f"catalog {record.source}"
-        log.info("%s not given and no catalog record: assuming 1", attr)
-        return 1.0, "assumed 1 (not given, no catalog record)"
+    def pick(value: float | None, attr: str, option: str) -> tuple[float, str]:
+        catalog_value = float(getattr(record, attr))
+        if value is None:
+            return catalog_value, src
+        if float(value) != catalog_value:
+            note = (
+                f"{option} {float(value)!r} given by hand replaces the {attr} "
+                f"{catalog_value!r} of catalog record {record.source}"
+            )
+            log.warning("%s", note)
+            notes.append(note)
+        return float(value), "user value"
 
-    eff, eff_src = pick(req.filter_eff, "filter_eff")
-    kfac, k_src = pick(req.k_factor, "k_factor")
-    unc_up = getattr(record, "rel_unc_up", None) if req.xsec is None else None
-    unc_down = getattr(record, "rel_unc_down", None) if req.xsec is None else None
-    return xsec, xsec_src, eff, eff_src, kfac, k_src, unc_up, unc_down
+    eff, eff_src = pick(req.filter_eff, "filter_eff", "--filter-eff")
+    kfac, k_src = pick(req.k_factor, "k_factor", "--k-factor")
+    if record.note:
+        notes.append(f"catalog record {record.source}: {record.note}")
+    return _XsecFactors(record.xsec, src, eff, eff_src, kfac, k_src,
+                        getattr(record, "rel_unc_up", None),
+                        getattr(record, "rel_unc_down", None), tuple(notes))
 
 
 def _resolve_lumi(req: NormalizationRequest, metadata: Mapping[str, Any]
@@ -165,8 +264,19 @@ def _resolve_sumw(req: NormalizationRequest, metadata: Mapping[str, Any]) -> tup
     if req.sumw_files:
         from recastkit.bookkeeping import sum_of_weights_files
 
-        report = sum_of_weights_files(list(req.sumw_files))
-        return report.total.sum_of_weights, report.total.source
+        report = sum_of_weights_files(list(req.sumw_files),
+                                      allow_mixed_dsids=req.allow_mixed_dsids)
+        total = report.total
+        input_dsid = metadata.get("dsid")
+        if (input_dsid is not None and total.dsid is not None
+                and int(input_dsid) != total.dsid and not req.allow_mixed_dsids):
+            msg = (
+                f"--sumw-from files are DSID {total.dsid} but the input histograms are DSID "
+                f"{int(input_dsid)} (from the selection metadata); give the files of the same "
+                "sample, or --allow-mixed-dsids if they are one sample"
+            )
+            raise ScalingError(msg)
+        return total.sum_of_weights, total.source
     if metadata.get("sum_of_weights") is not None:
         source = metadata.get("sum_of_weights_source") or "selection output metadata"
         return float(metadata["sum_of_weights"]), f"{source} (recorded by the selection step)"
@@ -194,18 +304,30 @@ def resolve_normalization(req: NormalizationRequest,
         ScalingError: A factor cannot be resolved (the message says how to give it).
         MissingMetadataError, AmbiguousMetadataError: From the catalog.
     """
+    from recastkit.metadata.store import check_etag
+
+    check_etag(req.etag)
     meta = dict(metadata or {})
     key = _dataset_key(req, meta)
-    xsec, xsec_src, eff, eff_src, kfac, k_src, unc_up, unc_down = _resolve_xsec(req, key)
+    x = _resolve_xsec(req, key)
     lumi, lumi_src, lumi_unc = _resolve_lumi(req, meta)
     sumw, sumw_src = _resolve_sumw(req, meta)
     dataset = req.dataset or meta.get("dataset")
+    notes = list(x.notes)
+    if x.xsec.value < 0:
+        note = (
+            f"negative cross section {x.xsec} ({x.xsec_src}): an interference sample; the "
+            "scaled histograms hold negative yields"
+        )
+        log.warning("%s", note)
+        notes.append(note)
     return Ledger(
-        xsec=xsec, filter_eff=eff, k_factor=kfac, lumi=lumi, sum_of_weights=sumw,
-        xsec_source=xsec_src, filter_eff_source=eff_src, k_factor_source=k_src,
+        xsec=x.xsec, filter_eff=x.eff, k_factor=x.kfac, lumi=lumi, sum_of_weights=sumw,
+        xsec_source=x.xsec_src, filter_eff_source=x.eff_src, k_factor_source=x.k_src,
         lumi_source=lumi_src, sum_of_weights_source=sumw_src,
         dataset=None if dataset is None else str(dataset),
-        xsec_rel_unc_up=unc_up, xsec_rel_unc_down=unc_down, lumi_rel_unc=lumi_unc,
+        xsec_rel_unc_up=x.unc_up, xsec_rel_unc_down=x.unc_down, lumi_rel_unc=lumi_unc,
+        notes=tuple(notes),
     )
 
 
