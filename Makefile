@@ -36,6 +36,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_catalog.py
 	$(BIN)/python benchmarks/bench_selection.py
+	$(BIN)/python benchmarks/bench_expressions.py
 	$(BIN)/python benchmarks/bench_limits.py
 
 clean:

@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "lumi": 2,
     "metadata": 3,
     "io": 4, "bookkeeping": 4,
-    "selection": 5, "histograms": 5, "processing": 5,
+    "selection": 5, "selection_expr": 5, "regions": 5, "histograms": 5, "processing": 5,
     "scaling": 6,
     "stats": 7,
     "report": 8,

@@ -79,3 +79,25 @@ def test_local_scheduler_starts_its_own_cluster(tmp_path):
     dk = run_selection([path], executor="dask", scheduler="local", workers=1, chunk_size=1000,
                        bookkeeping=False)
     _assert_identical(it, dk)
+
+
+def test_hook_region_under_dask_identical_to_iterative(cluster, tmp_path):
+    """A Python-hook region (hook file imported in the workers) gives the iterative result."""
+    from recastkit.io.synthetic import write_signal_sample
+    from test_regions import hook_config
+
+    sample = tmp_path / "zh.root"
+    write_signal_sample(sample, n_events=3000, seed=23, objects=True)
+    config = hook_config(tmp_path)
+    it = run_selection([sample], config, executor="iterative", chunk_size=700,
+                       bookkeeping=False)
+    dk = run_selection([sample], config, executor="dask", scheduler=cluster.scheduler_address,
+                       chunk_size=700, bookkeeping=False)
+    assert dk.n_units == it.n_units > 1
+    assert it.cutflows == dk.cutflows
+    assert it.cutflows["central"][-1].n_events > 0
+    for name, h in it.histograms.items():
+        np.testing.assert_array_equal(h.values(flow=True), dk.histograms[name].values(flow=True))
+        np.testing.assert_array_equal(h.variances(flow=True),
+                                      dk.histograms[name].variances(flow=True))
+    assert dk.metadata()["hooks"] == it.metadata()["hooks"]

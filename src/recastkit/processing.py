@@ -30,6 +30,7 @@ metadata). A selection in which no event passes raises :class:`SelectionError`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import multiprocessing
@@ -42,9 +43,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import hist
 
@@ -56,7 +57,8 @@ from recastkit.exceptions import (
     RecastkitError,
     SelectionError,
 )
-from recastkit.histograms import Moments, build_hist
+from recastkit.histograms import HistogramSpec, Moments, build_hist
+from recastkit.io.decoding import ReadOptions, available_cores
 from recastkit.io.events import (
     EventChunk,
     EventLayout,
@@ -67,6 +69,14 @@ from recastkit.io.events import (
     resolve_layout,
 )
 from recastkit.io.hists import write_hists
+from recastkit.io.objects import (
+    ObjectChunk,
+    ObjectLayout,
+    VariationSource,
+    iter_object_chunks,
+    resolve_object_layout,
+)
+from recastkit.regions import AnalysisConfig, RegionsAccumulator, compiled
 from recastkit.selection import (
     HIST_NAMES,
     CutflowEntry,
@@ -74,6 +84,7 @@ from recastkit.selection import (
     SelectionConfig,
     warm_up,
 )
+from recastkit.selection_expr import warm_up as warm_up_expressions
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +92,10 @@ log = logging.getLogger(__name__)
 EXECUTORS: tuple[str, ...] = ("iterative", "processes", "dask")
 #: Default number of events per chunk (and target size of a work unit).
 DEFAULT_CHUNK_SIZE = 200_000
+#: At most this many events are read at once on the general (expression) path, whatever the
+#: work-unit size: its intermediate arrays take ~1.5 kB per event (uproot keeps the baskets of
+#: a unit between steps, so nothing is decompressed twice).
+ANALYSIS_STEP_SIZE = 50_000
 
 _DSID_RE = re.compile(r"^(?:mc|valid)\w*\.(\d{6,8})\.")
 
@@ -184,23 +199,181 @@ class SelectionResult:
         }
 
 
+AnyConfig = SelectionConfig | AnalysisConfig
+AnyLayout = EventLayout | ObjectLayout
+AnyAccumulator = SelectionAccumulator | RegionsAccumulator
+
+
+@dataclass(frozen=True)
+class RegionsResult:
+    """The merged output of a run of an :class:`~recastkit.regions.AnalysisConfig`.
+
+    Attributes:
+        histograms: ``region/observable`` (and ``region/observable__variation``) as
+            ``hist.Hist`` with Weight storage.
+        cutflows: Region -> cumulative cutflow (``all events``, then each cut).
+        variation_cutflows: Region -> variation -> Σw per cutflow entry.
+        files: The processed files, sorted.
+        skipped_files: Files left out with ``skip_bad_files``.
+        n_events: Events processed.
+        layout: Name of the event layout.
+        config: The configuration.
+        dataset: Dataset name, if given.
+        dsid: DSID from the bookkeeping or the dataset name.
+        sum_of_weights: The bookkeeping (nominal) sum of weights.
+        executor: The executor used.
+        chunk_size: Events per chunk.
+        n_units: Number of work units.
+        elapsed_s: Wall time of the event loop.
+        variations: The generator-weight variations filled.
+        read_options: Decoder and decompression threads used.
+        btag_source: PHYSLITE b-tagging branches and fc, when jets.btag was read there.
+    """
+
+    histograms: Mapping[str, hist.Hist]
+    cutflows: Mapping[str, tuple[CutflowEntry, ...]]
+    variation_cutflows: Mapping[str, Mapping[str, list[float]]]
+    files: tuple[str, ...]
+    skipped_files: tuple[SkippedFile, ...]
+    n_events: int
+    layout: str
+    config: AnalysisConfig
+    dataset: str | None
+    dsid: int | None
+    sum_of_weights: SumOfWeightsInfo
+    executor: str
+    chunk_size: int
+    n_units: int
+    elapsed_s: float
+    variations: tuple[VariationSource, ...] = ()
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    btag_source: tuple[str, str, str, float] | None = None
+
+    @property
+    def cutflow(self) -> tuple[CutflowEntry, ...]:
+        """The first region's cutflow (what single-region consumers read)."""
+        return next(iter(self.cutflows.values()))
+
+    def split(self, configs: Mapping[str, AnalysisConfig]) -> dict[str, RegionsResult]:
+        """One result per region, as if each single-region configuration had been run.
+
+        Args:
+            configs: Region name -> its own configuration (``single_region``: histograms
+                named by observable), e.g. the regions of an analysis spec.
+        """
+        out: dict[str, RegionsResult] = {}
+        for name, cfg in configs.items():
+            hists: dict[str, hist.Hist] = {}
+            for region in cfg.regions:
+                for obs in region.observables:
+                    for v in (None, *(x.name for x in self.variations)):
+                        hists[cfg.hist_name(region.name, obs, v)] = \
+                            self.histograms[self.config.hist_name(name, obs, v)]
+            out[name] = dataclasses.replace(
+                self, histograms=hists, cutflows={name: self.cutflows[name]},
+                variation_cutflows={name: self.variation_cutflows[name]}, config=cfg)
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """The output-file metadata (read by the scale step; ``cutflow`` is the first
+        region's, ``cutflows`` has every region)."""
+        def entries(cf: tuple[CutflowEntry, ...]) -> list[dict[str, Any]]:
+            return [{"name": c.name, "n_events": c.n_events, "sum_of_weights": c.sum_of_weights,
+                     "sum_of_weights_squared": c.sum_of_weights_squared} for c in cf]
+
+        return {
+            "dataset": self.dataset,
+            "dsid": self.dsid,
+            "sum_of_weights": self.sum_of_weights.sum_of_weights,
+            "sum_of_weights_squared": self.sum_of_weights.sum_of_weights_squared,
+            "sum_of_weights_source": self.sum_of_weights.source,
+            "sum_of_weights_error": self.sum_of_weights.error,
+            "n_events_processed": self.n_events,
+            "files": list(self.files),
+            "skipped_files": [{"path": s.path, "reason": s.reason} for s in self.skipped_files],
+            "cutflow": entries(self.cutflow),
+            "cutflows": {k: entries(v) for k, v in self.cutflows.items()},
+            "regions": {r.name: {"cuts": [c.name for c in r.cuts],
+                                 "observables": list(r.observables)}
+                        for r in self.config.regions},
+            "observables": {k: {"bins": o.bins, "low": o.low, "high": o.high,
+                                "label": o.label, "unit": o.unit}
+                            for k, o in self.config.observables.items()},
+            "variations": [
+                {"name": v.name, "label": v.label, "branch": v.branch, "index": v.index,
+                 "mode": v.mode,
+                 "histograms": {self.config.hist_name(r.name, o):
+                                self.config.hist_name(r.name, o, v.name)
+                                for r in self.config.regions for o in r.observables},
+                 "cutflows": {k: c[v.name] for k, c in self.variation_cutflows.items()}}
+                for v in self.variations],
+            "hooks": self.config.hooks(),
+            "btag": None if self.btag_source is None else {
+                "pb": self.btag_source[0], "pc": self.btag_source[1], "pu": self.btag_source[2],
+                "fc": self.btag_source[3]},
+            "reading": self.read_options.describe(),
+            "selection": self.config.to_mapping(),
+            "layout": self.layout,
+            "recastkit_version": __version__,
+            "moments": {},
+        }
+
+
 @dataclass(frozen=True)
 class _Task:
     unit: WorkUnit
-    layout: EventLayout
-    config: SelectionConfig
+    layout: AnyLayout
+    config: AnyConfig
     step_size: int
+    options: ReadOptions = field(default_factory=ReadOptions)
 
 
 @dataclass(frozen=True)
 class _Outcome:
     unit: WorkUnit
-    acc: SelectionAccumulator | None
+    acc: AnyAccumulator | None
     error_type: str | None = None
     error: str | None = None
 
 
-_Item = tuple[int, EventChunk | None, RecastkitError | None]
+_Item = tuple[int, EventChunk | ObjectChunk | None, RecastkitError | None]
+
+
+def _empty(config: AnyConfig, layout: AnyLayout | None) -> AnyAccumulator:
+    if isinstance(config, AnalysisConfig):
+        names = [v.name for v in layout.variations] if isinstance(layout, ObjectLayout) else []
+        return RegionsAccumulator.empty(config, names)
+    return SelectionAccumulator.empty(config)
+
+
+def _read(task: _Task) -> Iterator[EventChunk | ObjectChunk]:
+    u = task.unit
+    if isinstance(task.layout, ObjectLayout):
+        return iter_object_chunks(u.path, task.layout, u.entry_start, u.entry_stop,
+                                  task.step_size, task.options)
+    return iter_chunks(u.path, task.layout, u.entry_start, u.entry_stop, task.step_size,
+                       task.options)
+
+
+def _fill(acc: AnyAccumulator, chunk: EventChunk | ObjectChunk, task: _Task) -> None:
+    if isinstance(acc, RegionsAccumulator):
+        assert isinstance(chunk, ObjectChunk)
+        assert isinstance(task.layout, ObjectLayout)
+        assert isinstance(task.config, AnalysisConfig)
+        acc.fill(chunk, task.layout, task.config)
+    else:
+        assert isinstance(chunk, EventChunk)
+        assert isinstance(task.layout, EventLayout)
+        assert isinstance(task.config, SelectionConfig)
+        acc.fill(chunk, task.layout, task.config)
+
+
+def _merge(a: AnyAccumulator, b: AnyAccumulator) -> AnyAccumulator:
+    if isinstance(a, RegionsAccumulator):
+        assert isinstance(b, RegionsAccumulator)
+        return a.merged(b)
+    assert isinstance(b, SelectionAccumulator)
+    return a.merged(b)
 
 
 def _read_ahead(chunks: Iterator[_Item]) -> Iterator[_Item]:
@@ -221,12 +394,11 @@ def _read_ahead(chunks: Iterator[_Item]) -> Iterator[_Item]:
 
 def _run_task(task: _Task) -> _Outcome:
     """Process one work unit (runs in the worker); library errors are returned, not raised."""
-    acc = SelectionAccumulator.empty(task.config)
+    acc = _empty(task.config, task.layout)
     u = task.unit
     try:
-        for chunk in iter_chunks(u.path, task.layout, u.entry_start, u.entry_stop,
-                                 task.step_size):
-            acc.fill(chunk, task.layout, task.config)
+        for chunk in _read(task):
+            _fill(acc, chunk, task)
     except RecastkitError as exc:
         return _Outcome(u, None, type(exc).__name__, str(exc))
     return _Outcome(u, acc)
@@ -262,16 +434,29 @@ def split_units(path: str, boundaries: Sequence[int], chunk_size: int) -> list[W
     return units
 
 
-def _plan(files: Sequence[Path], config: SelectionConfig, chunk_size: int,
-          skip_bad_files: bool) -> tuple[list[_Task], dict[str, EventLayout], list[SkippedFile]]:
+def _resolve(path: Path, config: AnyConfig) -> AnyLayout:
+    if isinstance(config, AnalysisConfig):
+        cc = compiled(config)
+        unweighted = config.input.unweighted  # data: no weight factors, no variations
+        return resolve_object_layout(
+            path, config.input, {k: set(v) for k, v in cc.uses.items()}, cc.overrides,
+            () if unweighted else config.extra_weights, () if unweighted else config.variations,
+            {k: config.event_fields[k] for k in cc.event_fields} if not cc.has_hooks
+            else dict(config.event_fields))
+    return resolve_layout(path, config.input, config.extra_weights)
+
+
+def _plan(files: Sequence[Path], config: AnyConfig, chunk_size: int, skip_bad_files: bool,
+          options: ReadOptions) -> tuple[list[_Task], dict[str, AnyLayout], list[SkippedFile]]:
     tasks: list[_Task] = []
-    layouts: dict[str, EventLayout] = {}
+    layouts: dict[str, AnyLayout] = {}
     skipped: list[SkippedFile] = []
     for path in files:
         spath = str(path)
         try:
-            layout = resolve_layout(path, config.input, config.extra_weights)
-            n = count_entries(path, layout)
+            layout = _resolve(path, config)
+            events = layout.events if isinstance(layout, ObjectLayout) else layout
+            n = count_entries(path, events)
             bounds = cluster_boundaries(path, layout) if n else [0]
         except RecastkitError as exc:
             if not skip_bad_files:
@@ -282,7 +467,9 @@ def _plan(files: Sequence[Path], config: SelectionConfig, chunk_size: int,
         if n == 0:
             log.warning("%s: tree %r has no events", spath, layout.tree)
         layouts[spath] = layout
-        tasks.extend(_Task(u, layout, config, chunk_size)
+        step = (min(chunk_size, ANALYSIS_STEP_SIZE) if isinstance(config, AnalysisConfig)
+                else chunk_size)
+        tasks.extend(_Task(u, layout, config, step, options)
                      for u in split_units(spath, bounds, chunk_size))
     names = sorted({lay.name for lay in layouts.values()})
     if len(names) > 1:
@@ -345,10 +532,8 @@ Callback = Callable[[int, int], None]
 def _chunk_stream(tasks: Sequence[_Task]) -> Iterator[_Item]:
     """``(task index, chunk, None)`` for every chunk of every task; ``(i, None, error)``."""
     for i, t in enumerate(tasks):
-        u = t.unit
         try:
-            for chunk in iter_chunks(u.path, t.layout, u.entry_start, u.entry_stop,
-                                     t.step_size):
+            for chunk in _read(t):
                 yield i, chunk, None
         except RecastkitError as exc:
             yield i, None, exc
@@ -356,7 +541,7 @@ def _chunk_stream(tasks: Sequence[_Task]) -> Iterator[_Item]:
 
 def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback | None,
                read_ahead: bool) -> list[_Outcome]:
-    accs = [SelectionAccumulator.empty(t.config) for t in tasks]
+    accs = [_empty(t.config, t.layout) for t in tasks]
     errors: dict[int, RecastkitError] = {}
     done = 0
 
@@ -374,7 +559,7 @@ def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback |
         if exc is not None:
             errors[i] = exc
         elif chunk is not None:
-            accs[i].fill(chunk, tasks[i].layout, tasks[i].config)
+            _fill(accs[i], chunk, tasks[i])
     advance(len(tasks))
     return [
         _Outcome(t.unit, None, type(errors[i]).__name__, str(errors[i])) if i in errors
@@ -393,6 +578,7 @@ def _processes(tasks: Sequence[_Task], workers: int | None, progress: _Progress,
     """
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     warm_up()  # compile once in the parent; forked workers inherit the machine code
+    warm_up_expressions()
     fork = "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if fork else None)
     out: list[_Outcome] = []
@@ -507,6 +693,27 @@ def dsid_from_dataset(dataset: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@overload
+def run_selection(
+    inputs: Sequence[str | os.PathLike[str]],
+    config: AnalysisConfig,
+    *,
+    executor: str = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    dataset: str | None = None,
+    skip_bad_files: bool = False,
+    bookkeeping: bool = True,
+    allow_empty: bool = False,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+    read_ahead: bool = True,
+    read_options: ReadOptions | None = None,
+) -> RegionsResult: ...
+
+
+@overload
 def run_selection(
     inputs: Sequence[str | os.PathLike[str]],
     config: SelectionConfig | None = None,
@@ -522,12 +729,34 @@ def run_selection(
     progress: bool | None = None,
     callback: Callback | None = None,
     read_ahead: bool = True,
-) -> SelectionResult:
-    """Select events and fill the histograms of :mod:`recastkit.selection`.
+    read_options: ReadOptions | None = None,
+) -> SelectionResult: ...
+
+
+def run_selection(
+    inputs: Sequence[str | os.PathLike[str]],
+    config: AnyConfig | None = None,
+    *,
+    executor: str = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    dataset: str | None = None,
+    skip_bad_files: bool = False,
+    bookkeeping: bool = True,
+    allow_empty: bool = False,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+    read_ahead: bool = True,
+    read_options: ReadOptions | None = None,
+) -> SelectionResult | RegionsResult:
+    """Select events and fill the histograms of :mod:`recastkit.selection` or
+    :mod:`recastkit.regions`.
 
     Args:
         inputs: Files or glob patterns (one sample).
-        config: The selection; defaults to :class:`SelectionConfig()` (≥ 2 jets, no cuts).
+        config: The selection; defaults to :class:`SelectionConfig()` (≥ 2 jets, no cuts). An
+            :class:`~recastkit.regions.AnalysisConfig` gives a :class:`RegionsResult`.
         executor: One of :data:`EXECUTORS`.
         workers: Worker processes (default: all cores; dask ``local`` too).
         scheduler: Dask scheduler address ``tcp://HOST:PORT`` or ``"local"`` (default).
@@ -543,6 +772,9 @@ def run_selection(
         read_ahead: With the ``iterative`` executor, read the next chunk in a background
             thread while the (GIL-free) kernel fills the current one; at most two chunks
             are in memory. The parallel executors run one unit per worker without it.
+        read_options: zlib decoder and decompression threads; default: the configuration's
+            ``reading`` (fastest decoder; threads = available cores for ``iterative``,
+            cores / workers for the parallel executors).
 
     Raises:
         RootFileError, MissingObjectError: A bad input file (without ``skip_bad_files``).
@@ -561,7 +793,8 @@ def run_selection(
     files = expand_inputs(inputs)
     if not files:
         raise SelectionError("no input files given")
-    tasks, layouts, skipped = _plan(files, config, chunk_size, skip_bad_files)
+    options = _read_options(config, read_options, executor, workers)
+    tasks, layouts, skipped = _plan(files, config, chunk_size, skip_bad_files, options)
     tasks.sort(key=lambda t: t.unit)
     n_total = sum(t.unit.entry_stop - t.unit.entry_start for t in tasks)
     log.info("%d files, %d events in %d work units, executor %s", len(layouts), n_total,
@@ -591,10 +824,20 @@ def run_selection(
     if not processed:
         msg = "every input file was skipped: " + "; ".join(s.reason for s in skipped)
         raise SelectionError(msg)
-    acc = SelectionAccumulator.empty(config)
+    layout = layouts[processed[0]]
+    acc = _empty(config, layout)
     for o in good:  # deterministic order: (path, entry range)
         assert o.acc is not None
-        acc = acc.merged(o.acc)
+        acc = _merge(acc, o.acc)
+    events_layout = layout.events if isinstance(layout, ObjectLayout) else layout
+    if isinstance(config, AnalysisConfig):
+        assert isinstance(acc, RegionsAccumulator)
+        assert isinstance(layout, ObjectLayout)
+        return _regions_result(
+            acc, config, layout, processed, skipped, allow_empty, bookkeeping, dataset,
+            executor=executor, chunk_size=chunk_size, n_units=len(tasks), elapsed=elapsed,
+            options=options)
+    assert isinstance(acc, SelectionAccumulator)
     cutflow = acc.cutflow(config)
     if cutflow[-1].n_events == 0 and not allow_empty:
         steps = ", ".join(f"{c.name}: {c.n_events}" for c in cutflow)
@@ -607,8 +850,7 @@ def run_selection(
     arrays = acc.histogram_arrays()
     hists = {s.name: build_hist(s, arrays[s.name]) for s in specs}
     moments = {name: Moments.from_array(acc.moments[i]) for i, name in enumerate(HIST_NAMES)}
-    layout = layouts[processed[0]]
-    sumw = (_bookkeeping(processed, layout) if bookkeeping
+    sumw = (_bookkeeping(processed, events_layout) if bookkeeping
             else SumOfWeightsInfo(None, None, None, "bookkeeping not read (disabled)"))
     dsid = sumw.dsid if sumw.dsid is not None else dsid_from_dataset(dataset)
     return SelectionResult(
@@ -619,7 +861,61 @@ def run_selection(
     )
 
 
-def write_selection(result: SelectionResult, path: str | os.PathLike[str]) -> tuple[Path, Path]:
+def _read_options(config: AnyConfig, given: ReadOptions | None, executor: str,
+                  workers: int | None) -> ReadOptions:
+    """The read options of a run: given, else the configuration's, threads per process."""
+    opts = given or config.reading
+    if opts.decompression_threads == 0 and executor != "iterative":
+        cores = available_cores()
+        n_workers = workers or cores
+        opts = ReadOptions(opts.decoder, max(1, cores // n_workers))
+    return opts
+
+
+def _regions_result(  # noqa: PLR0917
+        acc: RegionsAccumulator, config: AnalysisConfig, layout: ObjectLayout,
+                    processed: list[str], skipped: list[SkippedFile], allow_empty: bool,
+                    bookkeeping: bool, dataset: str | None, *, executor: str, chunk_size: int,
+                    n_units: int, elapsed: float, options: ReadOptions) -> RegionsResult:
+    cutflows: dict[str, tuple[CutflowEntry, ...]] = {}
+    var_names = [v.name for v in layout.variations]
+    var_cutflows: dict[str, dict[str, list[float]]] = {}
+    for r in config.regions:
+        names = config.cut_names(r.name)
+        cutflows[r.name] = tuple(
+            CutflowEntry(n, int(acc.cut_n[r.name][i]), float(acc.cut_w[r.name][i, 0]),
+                         float(acc.cut_w[r.name][i, 1])) for i, n in enumerate(names))
+        var_cutflows[r.name] = {v: [float(x) for x in acc.cut_var[r.name][j]]
+                                for j, v in enumerate(var_names)}
+    if not allow_empty and all(c[-1].n_events == 0 for c in cutflows.values()):
+        steps = "; ".join(f"{k}: " + ", ".join(f"{c.name}: {c.n_events}" for c in v)
+                          for k, v in cutflows.items())
+        msg = (f"empty selection: no event passes any region in {', '.join(processed[:5])}"
+               f"{' …' if len(processed) > 5 else ''} (cutflows {steps})")
+        raise SelectionError(msg)
+    hists: dict[str, hist.Hist] = {}
+    for r in config.regions:
+        for o in r.observables:
+            spec = config.observables[o].spec
+            for v in (None, *var_names):
+                name = config.hist_name(r.name, o, v)
+                hists[name] = build_hist(HistogramSpec(name, spec.nbins, spec.low, spec.high,
+                                                       spec.label), acc.hists[name])
+    sumw = (_bookkeeping(processed, layout.events) if bookkeeping
+            else SumOfWeightsInfo(None, None, None, "bookkeeping not read (disabled)"))
+    dsid = sumw.dsid if sumw.dsid is not None else dsid_from_dataset(dataset)
+    return RegionsResult(
+        histograms=hists, cutflows=cutflows, variation_cutflows=var_cutflows,
+        files=tuple(processed), skipped_files=tuple(sorted(skipped, key=lambda s: s.path)),
+        n_events=acc.n_events, layout=layout.name, config=config, dataset=dataset, dsid=dsid,
+        sum_of_weights=sumw, executor=executor, chunk_size=chunk_size, n_units=n_units,
+        elapsed_s=elapsed, variations=layout.variations, read_options=options,
+        btag_source=layout.btag_source,
+    )
+
+
+def write_selection(result: SelectionResult | RegionsResult, path: str | os.PathLike[str]
+                    ) -> tuple[Path, Path]:
     """Write the histograms and metadata to ``path`` (ROOT TH1D) and its ``.json`` twin.
 
     The two files are replaced together or not at all (:func:`recastkit._atomic.atomic_paths`):

@@ -43,6 +43,7 @@ from recastkit.histograms import (
     empty_moments,
     merge_moments,
 )
+from recastkit.io.decoding import ReadOptions
 from recastkit.io.events import (
     BUILTIN_LAYOUTS,
     LAYOUTS,
@@ -51,6 +52,9 @@ from recastkit.io.events import (
     FloatArray,
     InputConfig,
 )
+
+#: Top-level keys of an analysis configuration (:mod:`recastkit.regions`).
+_ANALYSIS_KEYS = frozenset({"objects", "regions", "observables", "variations", "event_fields"})
 
 #: Names of the four output histograms, in kernel order.
 HIST_NAMES: tuple[str, str, str, str] = ("h_mjj_raw", "h_mjj_kin", "h_njets_raw", "h_njets_kin")
@@ -90,6 +94,7 @@ class SelectionConfig:
         extra_weights: Extra per-event weight factors by branch name (default none), e.g.
             ``PileupWeight_NOSYS``.
         input: Event layout overrides (default: detect per file).
+        reading: zlib decoder and decompression threads (default: fastest, one per core).
     """
 
     jet_pt_min_gev: float | None = None
@@ -103,6 +108,7 @@ class SelectionConfig:
     njets_high: float = 20.0
     extra_weights: tuple[str, ...] = ()
     input: InputConfig = field(default_factory=InputConfig)
+    reading: ReadOptions = field(default_factory=ReadOptions)
 
     def __post_init__(self) -> None:
         if self.min_jets < 2:
@@ -156,6 +162,12 @@ class SelectionConfig:
             ConfigError: Schema or semantic violation (names ``source`` and the field).
         """
         validate(data, "selection", source)
+        analysis = sorted(set(data) & _ANALYSIS_KEYS)
+        if analysis or "factors" in data.get("weights", {}):
+            msg = (f"{source}: {', '.join(analysis) or 'weights.factors'} belong to an analysis "
+                   "configuration (with regions): load it with "
+                   "recastkit.regions.load_selection_config")
+            raise ConfigError(msg)
         jets = data.get("jets", {})
         hists = data.get("histograms", {})
         mjj = hists.get("mjj", {})
@@ -197,6 +209,9 @@ class SelectionConfig:
                     weight_index=inp.get("weight_index"),
                     unweighted=bool(inp.get("unweighted", False)),
                 ),
+                reading=ReadOptions(data.get("reading", {}).get("decoder", "auto"),
+                                    int(data.get("reading", {}).get("decompression_threads",
+                                                                    0))),
             )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
@@ -236,7 +251,7 @@ class SelectionConfig:
             jets["pt_min_gev"] = self.jet_pt_min_gev
         if self.jet_abs_eta_max is not None:
             jets["abs_eta_max"] = self.jet_abs_eta_max
-        return {
+        out: dict[str, Any] = {
             "jets": jets,
             "histograms": {
                 "mjj": {"bins": self.mjj_bins, "low_gev": self.mjj_low_gev,
@@ -247,6 +262,10 @@ class SelectionConfig:
             "weights": {"extra": list(self.extra_weights)},
             "input": inp,
         }
+        if self.reading != ReadOptions():
+            out["reading"] = {"decoder": self.reading.decoder,
+                              "decompression_threads": self.reading.decompression_threads}
+        return out
 
 
 # --------------------------------------------------------------------------- numba kernel

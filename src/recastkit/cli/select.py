@@ -1,4 +1,9 @@
-"""``recastkit select``: fill weighted dijet histograms from event files (the skimming step)."""
+"""``recastkit select``: fill weighted histograms from event files (the skimming step).
+
+Two kinds of configuration (``--config``): the dijet selection (m_jj and n_jets, the fused
+numba fast path) and an analysis with objects, regions, observables, weights and variations
+(:mod:`recastkit.regions`), told apart by the presence of ``regions``.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ from recastkit.cli._common import echo_json, echo_table
 #: Layout choices (kept here so ``--help`` does not import uproot).
 _LAYOUTS = ("auto", "physlite", "physlite_rntuple", "nanoaod", "flat", "flat_cartesian")
 _EXECUTORS = ("iterative", "processes", "dask")
+_DECODERS = ("auto", "zlib", "deflate", "isal")
 
 
 def _summary(result: Any, root_path: Path, json_path: Path, sample: str | None) -> dict[str, Any]:
     meta = result.metadata()
-    return {
+    out = {
         "sample": sample,
         "output": str(root_path),
         "output_json": str(json_path),
@@ -33,13 +39,20 @@ def _summary(result: Any, root_path: Path, json_path: Path, sample: str | None) 
         "files": meta["files"],
         "skipped_files": meta["skipped_files"],
     }
+    for key in ("cutflows", "variations", "hooks", "reading"):
+        if key in meta:
+            out[key] = meta[key]
+    return out
 
 
 def _print_human(summary: dict[str, Any]) -> None:
-    title = "Cutflow" + (f" of sample {summary['sample']}" if summary["sample"] else "")
-    rows = [(c["name"], c["n_events"], f"{c['sum_of_weights']:.10g}",
-             f"{c['sum_of_weights_squared']:.10g}") for c in summary["cutflow"]]
-    echo_table(["cut", "events", "Σw", "Σw²"], rows, title=title)
+    of = f" of sample {summary['sample']}" if summary["sample"] else ""
+    flows = summary.get("cutflows") or {"": summary["cutflow"]}
+    for region, cutflow in flows.items():
+        title = "Cutflow" + (f" of region {region}" if region else "") + of
+        rows = [(c["name"], c["n_events"], f"{c['sum_of_weights']:.10g}",
+                 f"{c['sum_of_weights_squared']:.10g}") for c in cutflow]
+        echo_table(["cut", "events", "Σw", "Σw²"], rows, title=title)
     if summary["sum_of_weights"] is not None:
         click.echo(f"bookkeeping sum of weights: {summary['sum_of_weights']:.17g} "
                    f"({summary['sum_of_weights_source']})")
@@ -72,17 +85,30 @@ def _print_human(summary: dict[str, Any]) -> None:
 @click.option("--dataset", default=None, help="Dataset name recorded in the output metadata.")
 @click.option("--skip-bad-files", is_flag=True,
               help="Skip unreadable files or files missing a tree/branch, and list them.")
+@click.option("--decoder", type=click.Choice(_DECODERS), default=None,
+              help="zlib decoder (default: the config's reading.decoder, else auto: deflate, "
+                   "else isal, else zlib).")
+@click.option("--decompression-threads", type=click.IntRange(min=0), default=None,
+              help="Basket decompression threads per process (0: one per core; 1: none). "
+                   "Default: the config's reading.decompression_threads, else 0.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def command(inputs: tuple[str, ...], output: Path, config_path: Path | None, layout: str | None,
             executor: str | None, workers: int | None, scheduler: str | None, chunk_size: int,
-            dataset: str | None, skip_bad_files: bool, as_json: bool) -> None:
-    """Fill h_mjj and h_njets (raw and after cuts) from INPUT files, globs or a sample list.
+            dataset: str | None, skip_bad_files: bool, decoder: str | None,
+            decompression_threads: int | None, as_json: bool) -> None:
+    """Fill histograms from INPUT files, globs or a sample list.
+
+    Without --config, or with a dijet config: h_mjj and h_njets (raw and after cuts). With an
+    analysis config (regions): one histogram per region and observable (ROOT directories
+    region/observable) and a cutflow per region, all in one pass.
 
     A sample list is a YAML file mapping sample names to {files: [...], dataset: NAME}; with
     several samples one output per sample is written, OUT.<sample>.root.
     """
+    from recastkit.io.decoding import ReadOptions
     from recastkit.io.events import Sample, is_sample_list, read_sample_list
     from recastkit.processing import run_selection, write_selection
+    from recastkit.regions import load_selection_config
     from recastkit.selection import SelectionConfig
 
     if output.suffix.lower() != ".root":
@@ -94,9 +120,13 @@ def command(inputs: tuple[str, ...], output: Path, config_path: Path | None, lay
         executor = "dask" if scheduler else "processes"
     elif scheduler and executor != "dask":
         raise click.UsageError(f"--scheduler needs --executor dask, got --executor {executor}")
-    config = SelectionConfig.from_yaml(config_path) if config_path else SelectionConfig()
+    config = load_selection_config(config_path) if config_path else SelectionConfig()
     if layout is not None:
         config = config.with_layout(layout)
+    reading = ReadOptions(
+        decoder if decoder is not None else config.reading.decoder,
+        decompression_threads if decompression_threads is not None
+        else config.reading.decompression_threads)
 
     lists = [i for i in inputs if is_sample_list(i)]
     if lists and len(inputs) > 1:
@@ -117,6 +147,7 @@ def command(inputs: tuple[str, ...], output: Path, config_path: Path | None, lay
             list(sample.files), config, executor=executor, workers=workers,
             scheduler=scheduler, chunk_size=chunk_size, dataset=dataset or sample.dataset,
             skip_bad_files=skip_bad_files,
+            read_options=None if reading == config.reading else reading,
         )
         root_path, json_path = write_selection(result, out)
         summaries.append(_summary(result, root_path, json_path, sample.name or None))

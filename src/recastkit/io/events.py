@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import awkward as ak
 import numpy as np
@@ -42,6 +42,8 @@ import yaml
 
 from recastkit._files import read_text
 from recastkit.exceptions import ConfigError, MissingObjectError, RootFileError, SelectionError
+from recastkit.io import decoding
+from recastkit.io.decoding import ReadOptions
 from recastkit.io.root import missing_object_error, open_root
 
 log = logging.getLogger(__name__)
@@ -435,7 +437,23 @@ def count_entries(path: str | os.PathLike[str], layout: EventLayout) -> int:
     return int(_event_tree(path, layout.tree).num_entries)
 
 
-def cluster_boundaries(path: str | os.PathLike[str], layout: EventLayout) -> list[int]:
+class BranchSet(Protocol):
+    """What :func:`cluster_boundaries` needs of a layout."""
+
+    @property
+    def tree(self) -> str:
+        """Tree or RNTuple name."""
+
+    @property
+    def rntuple(self) -> bool:
+        """Whether :attr:`tree` is an RNTuple."""
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """Branches read."""
+
+
+def cluster_boundaries(path: str | os.PathLike[str], layout: BranchSet) -> list[int]:
     """Entry numbers where every branch read starts a new basket (TTree) or cluster (RNTuple).
 
     Work units cut at these boundaries never decompress a basket twice. Always contains
@@ -522,22 +540,30 @@ def _to_chunk(batch: Any, layout: EventLayout, path: str, start: int) -> EventCh
     return EventChunk(path, start, start + len(batch), offsets, jets, weights)
 
 
-def iter_chunks(path: str | os.PathLike[str], layout: EventLayout, entry_start: int,
-                entry_stop: int, step_size: int) -> Iterator[EventChunk]:
+def iter_chunks(  # noqa: PLR0917
+        path: str | os.PathLike[str], layout: EventLayout, entry_start: int,
+                entry_stop: int, step_size: int,
+                options: ReadOptions | None = None) -> Iterator[EventChunk]:
     """Read events ``[entry_start, entry_stop)`` of ``path`` in chunks of ``step_size``.
 
     Memory is bounded by one chunk of the branches in :attr:`EventLayout.branches`.
+    ``options`` chooses the zlib decoder and the decompression threads
+    (:mod:`recastkit.io.decoding`; default: the fastest decoder, one thread per core).
 
     Raises:
         RootFileError: The file is truncated or corrupt (names the file and entry range).
         SelectionError: Inconsistent jet branches or an unusable weight branch.
     """
+    opts = options or ReadOptions()
+    decoding.apply(opts)
     spath = str(path)
     tree = _event_tree(path, layout.tree)
     start = entry_start
+    kwargs = {} if layout.rntuple else decoding.executors(opts)
     try:
-        iterator = tree.iterate(filter_name=list(layout.branches), step_size=int(step_size),
-                                entry_start=entry_start, entry_stop=entry_stop, library="ak")
+        iterator = tree.iterate(list(layout.branches), step_size=int(step_size),
+                                entry_start=entry_start, entry_stop=entry_stop, library="ak",
+                                **kwargs)
         for batch in iterator:
             n = len(batch)
             yield _to_chunk(batch, layout, spath, start)

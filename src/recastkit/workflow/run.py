@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from recastkit._atomic import atomic_path, write_text_atomic
 from recastkit._json import dumps
 from recastkit.exceptions import ConfigError
+from recastkit.regions import AnalysisConfig
 from recastkit.scaling import Ledger
 from recastkit.selection import CutflowEntry
 from recastkit.workflow import stages
@@ -218,6 +219,9 @@ class _Runner:
         payload = {
             "files": ids, "generate": gen_key, "dataset": sample.dataset, "kind": sample.kind,
             "regions": {r.name: r.selection.to_mapping() for r in regions},
+            # Python hooks of a region: their source files' checksums are inputs too
+            "hooks": {r.name: r.selection.hooks() for r in regions
+                      if isinstance(r.selection, AnalysisConfig)},
         }
         key = step_key("select", payload)
         step = self.cache.run(

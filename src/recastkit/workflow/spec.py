@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recastkit.exceptions import ConfigError
+from recastkit.regions import AnalysisConfig, region_selection_from_mapping
 from recastkit.selection import SelectionConfig
 from recastkit.units import CrossSection, Luminosity, parse_lumi, parse_xsec
 
@@ -59,12 +60,15 @@ class GenerateSpec:
         seed: Random seed.
         resonance_gev: Resonance mass in GeV.
         sum_of_weights: Pre-skim Σw written to the ``Runs`` tree.
+        objects: Also write leptons, b-tag scores, MET, a pile-up weight and the LHE
+            variation weights (the ZH → ℓℓbb example).
     """
 
     events: int
     seed: int
     resonance_gev: float = 120.0
     sum_of_weights: float = 6813.025800
+    objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class RegionSpec:
     """
 
     name: str
-    selection: SelectionConfig
+    selection: SelectionConfig | AnalysisConfig
     document: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -402,7 +406,8 @@ def _mc_sample(doc: Mapping[str, Any], role: SampleRole, where: str, base: Path,
     generate = None if gen is None else GenerateSpec(
         events=int(gen["events"]), seed=int(gen["seed"]),
         resonance_gev=float(gen.get("resonance_gev", 120.0)),
-        sum_of_weights=float(gen.get("sum_of_weights", 6813.025800)))
+        sum_of_weights=float(gen.get("sum_of_weights", 6813.025800)),
+        objects=bool(gen.get("objects", False)))
     files = tuple(resolve_path(f, base, f"{where}.files[{i}]", source)
                   for i, f in enumerate(doc.get("files", ())))
     return SampleSpec(name=str(doc["name"]), role=role, kind="mc",
@@ -496,7 +501,8 @@ def spec_from_mapping(doc: Mapping[str, Any], *, path: Path | None = None,
     regions: list[RegionSpec] = []
     for i, r in enumerate(data["regions"]):
         sel_doc = dict(r.get("selection") or {})
-        config = SelectionConfig.from_mapping(sel_doc, f"{src} $.regions[{i}].selection")
+        config = region_selection_from_mapping(sel_doc, str(r["name"]),
+                                               f"{src} $.regions[{i}].selection", base)
         regions.append(RegionSpec(name=str(r["name"]), selection=config, document=sel_doc,
                                   description=str(r.get("description", ""))))
     rnames = [r.name for r in regions]

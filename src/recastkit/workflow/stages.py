@@ -46,7 +46,7 @@ def generate_step(sample: SampleSpec, outdir: Path) -> dict[str, Any]:
     assert gen is not None
     path = outdir / f"{sample.name}.root"
     written = write_signal_sample(path, gen.events, gen.seed, resonance_gev=gen.resonance_gev,
-                                  sum_of_weights=gen.sum_of_weights)
+                                  sum_of_weights=gen.sum_of_weights, objects=gen.objects)
     log.info("%s: generated %d events, %d after the skim", sample.name, written.n_generated,
              written.n_written)
     return {"file": path.name, "n_generated": written.n_generated,
@@ -71,17 +71,32 @@ def select_step(sample: SampleSpec, files: Sequence[Path], regions: Sequence[Reg
         "n_events"}}, "files": [...]}``.
     """
     from recastkit.processing import run_selection, write_selection
+    from recastkit.regions import AnalysisConfig, combine_regions
 
     is_data = sample.kind == "data"
     out: dict[str, Any] = {}
     processed: list[str] = []
+    # regions written in the vocabulary with the same objects, weights and variations are
+    # selected together, in one pass over the events, and split into one file per region
+    combined = combine_regions({r.name: r.selection for r in regions})
+    split: dict[str, Any] = {}
+    if combined is not None:
+        if is_data:
+            combined = replace(combined, input=replace(combined.input, unweighted=True))
+        together = run_selection(list(files), combined, executor=executor, workers=workers,
+                                 scheduler=scheduler, dataset=sample.dataset,
+                                 bookkeeping=not is_data, progress=False)
+        split = together.split({r.name: r.selection for r in regions
+                                if isinstance(r.selection, AnalysisConfig)})
     for region in regions:
         config = region.selection
         if is_data:
             config = replace(config, input=replace(config.input, unweighted=True))
-        result = run_selection(list(files), config, executor=executor, workers=workers,
-                               scheduler=scheduler, dataset=sample.dataset,
-                               bookkeeping=not is_data, progress=False)
+        result: Any = split.get(region.name)
+        if result is None:
+            result = run_selection(list(files), config, executor=executor, workers=workers,
+                                   scheduler=scheduler, dataset=sample.dataset,
+                                   bookkeeping=not is_data, progress=False)
         root_path, _ = write_selection(result, outdir / region_file(region.name))
         processed = list(result.files)
         out[region.name] = {
