@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -246,7 +247,10 @@ class _ClsCurve:
             _POOL_STATE.update(lh=self.lh, test_stat=self.test_stat)
             try:
                 ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(min(self.workers, len(todo))) as pool:
+                from recastkit._workers import init_worker
+
+                with ctx.Pool(min(self.workers, len(todo)), initializer=init_worker,
+                              initargs=(os.getpid(),)) as pool:
                     results = []
                     for res in pool.imap(_pool_eval, todo, chunksize=1):
                         results.append(res)
