@@ -18,6 +18,7 @@ J. Phys. G 28 (2002) 2693.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -314,7 +315,15 @@ class LikelihoodEngine:
             self._fallback("a fixed-μ fit of the CLs scan")
         from recastkit.stats.limits import _ClsCurve, fit_cache
 
-        curve = _ClsCurve(self.lh, self.test_stat, workers, progress)
+        lh = self.lh
+        poi = lh.poi_index
+        if mu.size and float(mu.max()) > lh.par_bounds[poi][1]:
+            # pyhf refuses fits whose initial μ lies outside the POI bounds: widen them, as
+            # pyhf_limits does for its bracket search
+            bounds = list(lh.par_bounds)
+            bounds[poi] = (bounds[poi][0], 2.0 * float(mu.max()))
+            lh = dataclasses.replace(lh, par_bounds=tuple(bounds))
+        curve = _ClsCurve(lh, self.test_stat, workers, progress)
         with fit_cache():
             curve.many(mu.tolist())
             values = [curve(float(m)) for m in mu]
