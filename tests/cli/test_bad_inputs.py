@@ -178,6 +178,26 @@ class Case:
     stdin: bytes | None = None
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _spec(tmp: Path, text: str) -> Path:
+    return _txt(tmp / "in" / "analysis.yml", text)
+
+
+def _demo_spec(tmp: Path) -> Path:
+    """The demo analysis copied into ``tmp/in`` (its catalog table beside it)."""
+    for name in ("analysis.yml", "xsec_demo.txt"):
+        (tmp / "in" / name).write_bytes((EXAMPLES / "demo" / name).read_bytes())
+    return tmp / "in" / "analysis.yml"
+
+
+def _run_dir(tmp: Path, manifest: bytes) -> Path:
+    run = _dir(tmp / "in" / "run")
+    (run / "manifest.json").write_bytes(manifest)
+    return run
+
+
 CASES: dict[str, Case] = {
     # --- histogram contents and scale safety (item 3)
     "scale/nan-content": Case(
@@ -483,6 +503,46 @@ CASES: dict[str, Case] = {
         "has data shape inconsistent with the sample"),
     "cls/workspace-not-an-object": Case(
         lambda t: _cls(t, [1, 2]), "ws.json: a pyhf workspace is a JSON object, got list"),
+    # --- the preserved analysis (run, reinterpret, provenance, export) and limit
+    "run/missing-spec": Case(
+        lambda t: ["run", str(t / "in" / "nope.yml"), "-o", str(t / "out" / "run")],
+        "nope.yml"),
+    "run/credential-in-spec": Case(
+        lambda t: ["run", str(_spec(t, "version: 1\nname: x\napi_token: abc\n")),
+                   "-o", str(t / "out" / "run")],
+        "looks like a credential"),
+    "run/unknown-spec-field": Case(
+        lambda t: ["run", str(_spec(t, "version: 1\nname: x\nsamples: {}\nbogus: 1\n")),
+                   "-o", str(t / "out" / "run")],
+        "'bogus' was unexpected"),
+    "run/undecodable-spec": Case(
+        lambda t: ["run", str(_bad_bytes(t / "in" / "analysis.yml")),
+                   "-o", str(t / "out" / "run")],
+        "analysis.yml"),
+    "run/unknown-executor": Case(
+        lambda t: ["run", str(_demo_spec(t)), "-o", str(t / "out" / "run"), "--executor", "gpu"],
+        "Invalid value for '--executor'"),
+    "reinterpret/signal-without-files": Case(
+        lambda t: ["reinterpret", str(_demo_spec(t)), "--signal", "345055",
+                   "-o", str(t / "out" / "run")],
+        "expected DATASET_NAME=FILE"),
+    "reinterpret/missing-signal-file": Case(
+        lambda t: ["reinterpret", str(_demo_spec(t)), "--signal",
+                   f"345055={t / 'in' / 'nope.root'}", "-o", str(t / "out" / "run")],
+        "--signal.files: file"),
+    "provenance/corrupt-manifest": Case(
+        lambda t: ["provenance", str(_run_dir(t, b"{"))], "not a readable JSON manifest"),
+    "provenance/undecodable-manifest": Case(
+        lambda t: ["provenance", str(_run_dir(t, b"\xff\xfe"))], "manifest.json"),
+    "export/credential-in-spec": Case(
+        lambda t: ["export", "yadage", str(_spec(t, "version: 1\nname: x\npassword: y\n")),
+                   str(t / "out" / "wf")],
+        "looks like a credential"),
+    "limit/undecodable-workspace": Case(
+        lambda t: ["limit", str(_bad_bytes(t / "in" / "ws.json"))], "ws.json"),
+    "limit/short-observations": Case(
+        lambda t: ["limit", str(_write_json(t / "in" / "ws.json", _workspace([11.0])))],
+        "ws.json"),
 }
 
 
@@ -550,7 +610,7 @@ def test_at_least_forty_kinds_run_as_root() -> None:
     assert sum(not c.needs_non_root for c in CASES.values()) >= 40
     commands = {kind.split("/")[0].split("-")[0] for kind in CASES}
     assert commands >= {"sumw", "xsec", "lumi", "scale", "select", "fit", "cls", "grid",
-                        "demo"}
+                        "demo", "run", "reinterpret", "provenance", "export", "limit"}
     sub = {kind.split("/")[0] for kind in CASES if kind.startswith("xsec")}
     assert sub >= {"xsec-import", "xsec-show", "xsec-export", "xsec-sources"}
 

@@ -54,10 +54,11 @@ def command(spec_path: Path, signals: tuple[str, ...], outdir: Path | None,
         k_factor=k_factor, sumw=sumw, etag=etag, xsec_source=xsec_source,
         lumi=None if lumi_text is None else parse_lumi(lumi_text))
     inputs = [SignalInput.parse(s) for s in signals]
-    click.echo(f"recastkit reinterpret {spec.name} → {out}/", err=True)
     result = reinterpret(spec, inputs, out, overrides=over, catalog=catalog,
                          executor=executor, workers=workers,
                          command=["recastkit", *sys.argv[1:]])
+    # printed after the work, so that a refused input gives exactly one line on stderr
+    click.echo(f"recastkit reinterpret {spec.name} → {out}/")
     for r in result.results:
         click.echo(f"\n== {r.signal.name} ({r.signal.dataset})")
         if r.signal.ledger is not None:

@@ -36,9 +36,10 @@ def command(spec_path: Path, outdir: Path | None, executor: str, workers: int | 
 
     spec = load_spec(spec_path)
     out = outdir or Path(f"{spec.name}-output")
-    click.echo(f"recastkit run {spec.name} → {out}/", err=True)
     with progress_reporter("CLs hypotests") as progress:
         result = run_analysis(spec, out, executor=executor, workers=workers,
                               scheduler=scheduler, command=["recastkit", *sys.argv[1:]],
                               progress=progress, force=force)
+    # printed after the work, so that a refused input gives exactly one line on stderr
+    click.echo(f"recastkit run {spec.name} → {out}/")
     echo_run_summary(result)

@@ -146,6 +146,23 @@ def _identity(path: Path, spec: AnalysisSpec, where: str) -> dict[str, Any]:
         raise ConfigError(f"{src}: {where}: file {path} not found") from None
 
 
+def _check_input_files(spec: AnalysisSpec) -> None:
+    """Fail on a missing event file before anything is written (naming the spec field)."""
+    from recastkit.io.events import expand_inputs
+
+    for sample in spec.samples.all():
+        if sample.generate is not None or not sample.files:
+            continue
+        try:
+            files = expand_inputs(list(sample.files))
+        except Exception as exc:
+            raise ConfigError(f"{spec.path}: {sample.where}.files: {exc}") from None
+        for f in files:
+            if not Path(f).exists():
+                raise ConfigError(f"{spec.path or '<analysis spec>'}: {sample.where}.files: "
+                                  f"file {f} not found")
+
+
 class _Runner:
     """The state of one run: the spec, the cache and what the steps produced."""
 
@@ -390,6 +407,7 @@ def run_analysis(
     started = utc_now()
     out = Path(outdir)
     res_dir = Path(result_dir) if result_dir is not None else out
+    _check_input_files(spec)  # before the cache creates the output folder
     cache = cache or StepCache(out, force=force)
     first_record = len(cache.records)
     runner = _Runner(spec, cache, executor=executor, workers=workers, scheduler=scheduler,
@@ -526,14 +544,18 @@ def reinterpret(
                "DSID and e-tag); give each dataset once")
         raise ConfigError(msg)
     out = Path(outdir)
-    cache = StepCache(out)
-    results: list[RunResult] = []
+    specs = []
     for sig, name in zip(signals, names, strict=True):
         files = tuple(str(Path(f).resolve()) for f in sig.files)
         sample = SampleSpec(name=name, role="signal", kind="mc", dataset=sig.dataset,
                             files=files, where="--signal")
+        specs.append((name, spec.with_signal(sample, overrides)))
+        _check_input_files(specs[-1][1])  # every signal, before anything is written
+    cache = StepCache(out)
+    results: list[RunResult] = []
+    for name, signal_spec in specs:
         results.append(run_analysis(
-            spec.with_signal(sample, overrides), out, executor=executor, workers=workers,
+            signal_spec, out, executor=executor, workers=workers,
             scheduler=scheduler, command=command, progress=progress,
             result_dir=out / "reinterpret" / name, signal_catalog=catalog, cache=cache,
             write_steps=False))
