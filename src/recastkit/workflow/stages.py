@@ -297,26 +297,35 @@ def toy_step(sample: SampleSpec, background_files: Mapping[str, Sequence[Path]],
 # --------------------------------------------------------------------------- fit
 
 
-def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[Path],
-             data_file: Path, outdir: Path, *, workers: int = 1,
-             progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
-    """Fit one region: CLs scan and limits; writes ``fit/`` (workspace, limit.json, plots)."""
-    from recastkit.workflow.fit import FROM_METADATA, FitRequest, run_fit
-
-    it = spec.interpretation
-    obs = it.observable
+def _uncertainties(spec: AnalysisSpec) -> tuple[Any, Any]:
+    """The fit's (σ, L) relative uncertainties from the interpretation section: a number,
+    ``"from-catalog"`` (taken from the ledger) or None; a single σ number is symmetric."""
+    from recastkit.workflow.fit import FROM_METADATA
 
     def unc(value: float | str | None) -> Any:
         return FROM_METADATA if value == "from-catalog" else value
 
+    it = spec.interpretation
     xsec_unc = unc(it.xsec_unc)
     if isinstance(xsec_unc, float):
         xsec_unc = (xsec_unc, xsec_unc)
+    return xsec_unc, unc(it.lumi_unc)
+
+
+def fit_step(spec: AnalysisSpec, signal_file: Path, background_files: Sequence[Path],
+             data_file: Path, outdir: Path, *, workers: int = 1,
+             progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+    """Fit one region: CLs scan and limits; writes ``fit/`` (workspace, limit.json, plots)."""
+    from recastkit.workflow.fit import FitRequest, run_fit
+
+    it = spec.interpretation
+    obs = it.observable
+    xsec_unc, lumi_unc = _uncertainties(spec)
     req = FitRequest(
         signal=f"{signal_file}:{obs}", output=outdir / "fit",
         backgrounds=tuple(f"{b}:{obs}" for b in background_files),
         data=f"{data_file}:{obs}", seed=0, xsec_rel_unc=xsec_unc,
-        lumi_rel_unc=unc(it.lumi_unc), mu_max=it.mu_max, n_points=it.n_points,
+        lumi_rel_unc=lumi_unc, mu_max=it.mu_max, n_points=it.n_points,
         test_stat=it.test_stat, rebin=it.rebin, significance=it.significance,
         workers=workers, backend=it.backend, cl=it.cl, plots=spec.outputs.plots,
     )
@@ -343,7 +352,6 @@ def fit_regions_step(spec: AnalysisSpec, signal_files: Mapping[str, Path],
     """Fit the interpretation's regions together (:mod:`recastkit.workflow.multiregion`):
     each region a channel, the free backgrounds' normalizations shared, the signal's theory
     uncertainties as modifiers; writes ``fit/``."""
-    from recastkit.workflow.fit import FROM_METADATA
     from recastkit.workflow.multiregion import (
         MultiRegionFitRequest,
         RegionFitInput,
@@ -352,13 +360,7 @@ def fit_regions_step(spec: AnalysisSpec, signal_files: Mapping[str, Path],
 
     it = spec.interpretation
     obs = it.observable
-
-    def unc(value: float | str | None) -> Any:
-        return FROM_METADATA if value == "from-catalog" else value
-
-    xsec_unc = unc(it.xsec_unc)
-    if isinstance(xsec_unc, float):
-        xsec_unc = (xsec_unc, xsec_unc)
+    xsec_unc, lumi_unc = _uncertainties(spec)
     regions = tuple(
         RegionFitInput(
             name=r,
@@ -369,7 +371,7 @@ def fit_regions_step(spec: AnalysisSpec, signal_files: Mapping[str, Path],
         for r in it.regions)
     req = MultiRegionFitRequest(
         regions=regions, output=outdir / "fit", free_backgrounds=it.free_backgrounds,
-        seed=0, xsec_rel_unc=xsec_unc, lumi_rel_unc=unc(it.lumi_unc), theory=it.theory,
+        seed=0, xsec_rel_unc=xsec_unc, lumi_rel_unc=lumi_unc, theory=it.theory,
         mu_max=it.mu_max, n_points=it.n_points, test_stat=it.test_stat, cl=it.cl,
         rebin=it.rebin, significance=it.significance, workers=workers, backend=it.backend,
         plots=spec.outputs.plots)
