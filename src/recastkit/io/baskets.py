@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cramjam
+import numba
 import numpy as np
 import numpy.typing as npt
 import uproot
@@ -95,13 +96,14 @@ def branch_baskets(tree: Any, name: str) -> BranchBaskets:
         Unsupported: Not a branch of plain numbers (scalar or jagged) with its own baskets.
     """
     branch = tree[name]
-    interp = branch.interpretation
+    interp: Any = getattr(branch, "interpretation", None)  # None: an RNTuple field
     jagged = isinstance(interp, uproot.interpretation.jagged.AsJagged)
     content = interp.content if jagged else interp
     if type(content) is not uproot.interpretation.numerical.AsDtype:
         raise Unsupported(f"branch {name!r} is interpreted as {interp}")
     dtype = np.dtype(content.from_dtype)
-    if dtype.shape or dtype.kind not in "iuf" or dtype.fields is not None:
+    if (dtype.shape or dtype.kind not in "iuf" or dtype.fields is not None
+            or dtype.itemsize & (dtype.itemsize - 1)):
         raise Unsupported(f"branch {name!r} has values of type {dtype}")
     header = int(interp.header_bytes) if jagged else 0
     embedded = tuple(branch.embedded_baskets)
@@ -142,11 +144,12 @@ class Column:
 
 
 def _blocks(blob: Any, start: int, objlen: int, zlib_fn: ZlibDecompressor) -> NumArray:
-    """Decompress ROOT's compression blocks in ``blob[start:]`` to ``objlen`` bytes."""
+    """Decompress ROOT's compression blocks in ``blob[start:]`` to ``objlen`` bytes (a uint8
+    array, writable when the decoder returned a writable buffer)."""
     view = memoryview(blob)
     end = len(blob)
     pos = start
-    parts: list[bytes] = []
+    parts: list[NumArray] = []
     total = 0
     while pos < end:
         if pos + _BLOCK_HEADER > end:
@@ -158,6 +161,7 @@ def _blocks(blob: Any, start: int, objlen: int, zlib_fn: ZlibDecompressor) -> Nu
         pos += _BLOCK_HEADER
         if pos + c > end:
             raise ValueError("truncated compression block")
+        out: Any
         if algo == b"ZL":
             out = zlib_fn(view[pos:pos + c], u)
         elif algo == b"L4":
@@ -167,54 +171,85 @@ def _blocks(blob: Any, start: int, objlen: int, zlib_fn: ZlibDecompressor) -> Nu
             data = view[pos + _LZ4_CHECKSUM:pos + c]
             if xxhash.xxh64(data).intdigest() != expected:
                 raise ValueError("LZ4 block checksum mismatch")
-            out = bytes(cramjam.lz4.decompress_block(data, output_len=u))
+            out = cramjam.lz4.decompress_block(data, output_len=u)
         elif algo == b"ZS":
-            out = bytes(cramjam.zstd.decompress(view[pos:pos + c], output_len=u))
+            out = cramjam.zstd.decompress(view[pos:pos + c], output_len=u)
         elif algo == b"XZ":
             out = lzma.decompress(view[pos:pos + c])
         else:
             raise Unsupported(f"compression algorithm {algo!r}")
-        if len(out) != u:
-            raise ValueError(f"a block decompressed to {len(out)} bytes instead of {u}")
-        parts.append(out)
+        array = np.frombuffer(out, dtype=np.uint8)
+        if array.size != u:
+            raise ValueError(f"a block decompressed to {array.size} bytes instead of {u}")
+        parts.append(array)
         total += u
         pos += c
     if total != objlen:
         raise ValueError(f"blocks decompressed to {total} bytes instead of {objlen}")
-    if len(parts) == 1:
-        return np.frombuffer(parts[0], dtype=np.uint8)
-    return np.frombuffer(b"".join(parts), dtype=np.uint8)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@numba.njit(cache=True, nogil=True)
+def _item_offsets(byte_offsets: Any, shift: int, out: Any) -> bool:  # pragma: no cover
+    """``out = (byte_offsets - byte_offsets[0]) / 2**shift``; False unless whole and
+    increasing."""
+    first = byte_offsets[0]
+    prev = 0
+    ok = True
+    for i in range(byte_offsets.shape[0]):
+        rel = byte_offsets[i] - first
+        q = rel >> shift
+        ok &= ((q << shift) == rel) & (q >= prev)
+        out[i] = q
+        prev = q
+    return ok
+
+
+def _native(data: NumArray, dtype: np.dtype[Any], owned: bool) -> NumArray:
+    """``data`` (bytes) as native-endian values of ``dtype``; swapped in place if ``owned``."""
+    values = data.view(dtype)
+    if dtype.isnative:
+        return values if owned else values.copy()
+    if owned and values.flags.writeable:
+        return values.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return values.astype(dtype.newbyteorder("="))
 
 
 def _interpret(spec: BranchBaskets, data: NumArray, byte_offsets: Int64Array | None,
-               n_entries: int) -> Column:
-    """Turn a basket's data bytes (``fLast - fKeylen`` of them) into a :class:`Column`."""
-    native = spec.dtype.newbyteorder("=")
+               n_entries: int, owned: bool) -> Column:
+    """Turn a basket's data bytes (``fLast - fKeylen`` of them) into a :class:`Column`.
+
+    ``owned``: ``data`` is a buffer nobody else uses (it may be modified).
+    """
     size = spec.dtype.itemsize
     if not spec.jagged:
         if len(data) != n_entries * size:
             raise Unsupported(f"branch {spec.name!r}: {len(data)} bytes for {n_entries} "
                               "entries")
-        return Column(data.view(spec.dtype).astype(native), None)
+        return Column(_native(data, spec.dtype, owned), None)
     if byte_offsets is None or len(byte_offsets) != n_entries + 1:
         raise Unsupported(f"branch {spec.name!r}: basket without entry offsets")
+    first = int(byte_offsets[0])
+    last = int(byte_offsets[-1])
+    if not 0 <= first <= last <= len(data):
+        raise Unsupported(f"branch {spec.name!r}: entry offsets outside the basket")
+    if spec.header_bytes == 0:
+        offsets = np.empty(n_entries + 1, dtype=np.int64)
+        if not _item_offsets(byte_offsets, size.bit_length() - 1, offsets):
+            raise Unsupported(f"branch {spec.name!r}: unexpected entry sizes")
+        return Column(_native(data[first:last], spec.dtype, owned), offsets)
     sizes = np.diff(byte_offsets) - spec.header_bytes
-    if n_entries and (byte_offsets[0] < 0 or byte_offsets[-1] > len(data)
-                      or np.any(sizes < 0) or np.any(sizes % size)):
+    if np.any(sizes < 0) or np.any(sizes % size):
         raise Unsupported(f"branch {spec.name!r}: unexpected entry sizes")
     offsets = np.empty(n_entries + 1, dtype=np.int64)
     offsets[0] = 0
     np.cumsum(sizes // size, out=offsets[1:])
-    if spec.header_bytes == 0:
-        body = data[int(byte_offsets[0]):int(byte_offsets[-1])]
-    else:
-        keep = np.ones(len(data), dtype=bool)
-        keep[:int(byte_offsets[0])] = False
-        keep[int(byte_offsets[-1]):] = False
-        heads = byte_offsets[:-1, None] + np.arange(spec.header_bytes, dtype=np.int64)
-        keep[heads.ravel()] = False
-        body = data[keep]
-    return Column(body.view(spec.dtype).astype(native), offsets)
+    keep = np.ones(len(data), dtype=bool)
+    keep[:first] = False
+    keep[last:] = False
+    heads = byte_offsets[:-1, None] + np.arange(spec.header_bytes, dtype=np.int64)
+    keep[heads.ravel()] = False
+    return Column(_native(data[keep], spec.dtype, True), offsets)
 
 
 def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompressor) -> Column:
@@ -234,7 +269,7 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
         raw_offsets = basket.byte_offsets
         return _interpret(spec, np.asarray(basket.data, dtype=np.uint8),
                           None if raw_offsets is None
-                          else np.asarray(raw_offsets, dtype=np.int64), n_entries)
+                          else np.asarray(raw_offsets, dtype=np.int64), n_entries, False)
     nbytes = int(spec.nbytes[index])
     blob = os.pread(fd, nbytes, int(spec.seeks[index]))
     if len(blob) != nbytes:
@@ -248,7 +283,7 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
     if nevbuf != n_entries:
         raise ValueError(f"basket {index} of {spec.name!r} has {nevbuf} entries, the branch "
                          f"says {n_entries}")
-    if nbytes - keylen == objlen:
+    if nbytes - keylen == objlen:  # stored uncompressed (read-only: astype copies)
         raw = np.frombuffer(blob, dtype=np.uint8, offset=keylen)
     else:
         raw = _blocks(blob, keylen, objlen, zlib_fn)
@@ -265,7 +300,7 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
                                                  offset=border + 4)
         byte_offsets[:n_entries] -= keylen
         byte_offsets[n_entries] = border
-    return _interpret(spec, raw[:border], byte_offsets, n_entries)
+    return _interpret(spec, raw[:border], byte_offsets, n_entries, True)
 
 
 # --------------------------------------------------------------------------- chunks

@@ -69,11 +69,12 @@ def _importable(name: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-#: Decompress a zlib stream (with header) into exactly the given number of bytes.
-ZlibDecompressor = Callable[[Any, int], bytes]
+#: Decompress a zlib stream (with header) into the given number of bytes; returns a buffer
+#: (``bytes``, or a ``bytearray`` the caller may modify).
+ZlibDecompressor = Callable[[Any, int], Any]
 
 
-def _zlib(data: Any, n: int) -> bytes:
+def _zlib(data: Any, n: int) -> Any:
     return zlib.decompress(data, bufsize=n)
 
 
@@ -86,15 +87,15 @@ def zlib_decompressor(library: str) -> ZlibDecompressor:
     if library == "isal":
         isal_zlib: Any = importlib.import_module("isal.isal_zlib")
 
-        def _isal(data: Any, n: int) -> bytes:
-            return bytes(isal_zlib.decompress(data, bufsize=n))
+        def _isal(data: Any, n: int) -> Any:
+            return isal_zlib.decompress(data, bufsize=n)
 
         return _isal
     if library == "deflate":
         deflate: Any = importlib.import_module("deflate")
 
-        def _deflate(data: Any, n: int) -> bytes:
-            return bytes(deflate.zlib_decompress(data, n))  # libdeflate: the exact size
+        def _deflate(data: Any, n: int) -> Any:
+            return deflate.zlib_decompress(data, n)  # libdeflate: the exact size (bytearray)
 
         return _deflate
     return _zlib
@@ -132,7 +133,7 @@ def _check(library: str, through_uproot: bool = False) -> str | None:
     else:
         try:
             out = zlib_decompressor(library)(zlib.compress(_PAYLOAD, 1), len(_PAYLOAD))
-            why = None if out == _PAYLOAD else "it decoded a test payload wrongly"
+            why = None if bytes(out) == _PAYLOAD else "it decoded a test payload wrongly"
         except Exception as exc:  # an API change of the package
             why = f"it cannot be called ({type(exc).__name__}: {exc})"
     _working[key] = why
