@@ -5,8 +5,10 @@ Measured in the same run, every timing the best of ``--repeat`` runs on a warm p
 1. **Dijet fast path** on the 5 M-event flat ntuple of ``bench_selection.py`` (ZLIB level 1,
    same generator and seed, shared cache under ``benchmarks/output/``) and on ZSTD-1 and LZ4-1
    copies: uproot's default read of the same branches (standard zlib, one thread) is the
-   baseline; then the raw read with the fast decoder and decompression threads, and the full
-   dijet selection (``iterative`` with the default read options, and ``processes``).
+   baseline; then uproot's read with the fast decoder and decompression threads, recastkit's
+   basket reader alone (:mod:`recastkit.io.baskets`, the dijet fast path's reading, no
+   selection), and the full dijet selection (``iterative`` with the default read options,
+   and ``processes``).
    Target: full / baseline >= 2.5 on ZLIB-1 (>= 6 M events/s on 2 cores).
 2. **ZH -> llbb example** (``examples/zh_llbb/analysis.yml`` without its variations: 3 regions,
    4 observables, 2 weights) on a generated 5 M-event NanoAOD-style sample with leptons and
@@ -101,6 +103,16 @@ def raw_read(path: Path, tree: str, branches: list[str], step: int, options: obj
                                      **decoding.executors(options)):  # type: ignore[arg-type]
             for name in batch.fields:
                 _ = batch[name].layout
+
+
+def basket_read(path: Path, step: int, options: object = None) -> None:
+    """Read the dijet branches into event chunks with recastkit's reader (no selection)."""
+    from recastkit.io.events import count_entries, iter_chunks, resolve_layout
+
+    layout = resolve_layout(path)
+    for _ in iter_chunks(path, layout, 0, count_entries(path, layout), step,
+                         options):  # type: ignore[arg-type]
+        pass
 
 
 def dijet(path: Path, step: int, executor: str = "iterative", options: object = None) -> None:
@@ -201,6 +213,8 @@ def main() -> None:
                 lambda p=path: raw_read(p, "events", BRANCHES, step, UPROOT_DEFAULTS), n)
         measure(f"raw_{label}", f"raw, fast decoder + {cores} threads, {label}",
                 lambda p=path: raw_read(p, "events", BRANCHES, step, fast), n)
+        measure(f"rk_{label}", f"recastkit basket reader alone, {label}",
+                lambda p=path: basket_read(p, step), n)
         measure(f"it_{label}", f"dijet, iterative (defaults), {label}",
                 lambda p=path: dijet(p, step), n)
         measure(f"pr_{label}", f"dijet, processes ({cores} workers), {label}",
@@ -239,6 +253,8 @@ def main() -> None:
         ("  info: dijet iterative / default read, ZLIB-1", base / res["it_ZLIB-1"], 2.5, True),
         ("  info: dijet processes / default read, ZLIB-1", base / res["pr_ZLIB-1"], 2.5, True),
         ("  info: fast raw read / default read, ZLIB-1", base / res["raw_ZLIB-1"], 2.5, True),
+        ("  info: basket reader alone / default read, ZLIB-1", base / res["rk_ZLIB-1"], 2.5,
+         True),
         ("  info: dijet best / default read, ZSTD-1",
          res["base_ZSTD-1"] / min(res["it_ZSTD-1"], res["pr_ZSTD-1"]), 2.5, True),
         ("  info: dijet best / default read, LZ4-1",

@@ -30,11 +30,13 @@ metadata). A selection in which no event passes raises :class:`SelectionError`.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib
 import logging
 import multiprocessing
 import os
+import platform
 import re
 import sys
 import time
@@ -374,6 +376,40 @@ def _merge(a: AnyAccumulator, b: AnyAccumulator) -> AnyAccumulator:
         return a.merged(b)
     assert isinstance(b, SelectionAccumulator)
     return a.merged(b)
+
+
+#: glibc ``mallopt`` parameters and the values set by :func:`keep_freed_memory`.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest
+_TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
+_malloc_tuned: dict[int, bool] = {}
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed chunk-sized buffers for reuse (once per process; Linux/glibc).
+
+    A chunk allocates tens of MB of short-lived buffers (decompressed baskets, arrays, kernel
+    scratch). glibc serves blocks above its mmap threshold (128 kB until it adapts) with fresh
+    ``mmap`` pages and unmaps them on free, so every chunk page-faults its memory anew: in
+    fresh worker processes that was ~1 GB of faults and ~0.8 s of system time per 5 M events
+    (a third of the work). Raising the threshold to 32 MB (and the trim threshold to 128 MB)
+    lets freed buffers be reused; peak memory is unchanged (at most the trim threshold is kept
+    unused). Forked workers inherit the setting. Returns whether it was applied.
+    """
+    pid = os.getpid()
+    if pid in _malloc_tuned:
+        return _malloc_tuned[pid]
+    ok = False
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        try:
+            libc = ctypes.CDLL(None)
+            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+                      and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
+        except (OSError, AttributeError):  # an unusual libc: keep its defaults
+            ok = False
+    _malloc_tuned[pid] = ok
+    return ok
 
 
 def _read_ahead(chunks: Iterator[_Item]) -> Iterator[_Item]:
@@ -799,6 +835,7 @@ def run_selection(
     n_total = sum(t.unit.entry_stop - t.unit.entry_start for t in tasks)
     log.info("%d files, %d events in %d work units, executor %s", len(layouts), n_total,
              len(tasks), executor)
+    keep_freed_memory()
     t0 = time.perf_counter()
     with _Progress(len(tasks), n_total, progress) as bar:
         if executor == "iterative" or not tasks:

@@ -1,11 +1,12 @@
 """Reading numeric TTree branches basket by basket, straight into numpy arrays.
 
 This is the **only** module that reads TTree baskets without uproot's interpretation layer:
-the dijet fast path of :func:`recastkit.io.events.iter_chunks`. It reads a basket's bytes
-with ``os.pread``, parses its ``TKey``/``TBasket`` header and ROOT's compression blocks
-itself, decompresses them with the fastest zlib library (:func:`recastkit.io.decoding.
-zlib_decompressor`, which may be one uproot cannot call), LZ4 or ZSTD (``cramjam``, as
-uproot) and turns the basket into a native-endian content array and int64 entry offsets.
+the dijet fast path of :func:`recastkit.io.events.iter_chunks`. It takes a basket's bytes
+from the memory-mapped file (as uproot reads local files), parses its ``TKey``/``TBasket``
+header and ROOT's compression blocks itself, decompresses them with the fastest zlib
+library (:func:`recastkit.io.decoding.zlib_decompressor`, which may be one uproot cannot
+call), LZ4 or ZSTD (``cramjam``, as uproot) and turns the basket into a native-endian
+content array and int64 entry offsets.
 Baskets are decoded in a thread pool (the decoders release the GIL) one chunk ahead of the
 consumer, so decompression overlaps the selection kernel.
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import lzma
-import os
+import mmap
 import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -252,8 +253,10 @@ def _interpret(spec: BranchBaskets, data: NumArray, byte_offsets: Int64Array | N
     return Column(_native(data[keep], spec.dtype, True), offsets)
 
 
-def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompressor) -> Column:
-    """Read, decompress and interpret basket ``index`` of ``spec`` from the open file ``fd``.
+def read_basket(data: Any, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompressor
+                ) -> Column:
+    """Decompress and interpret basket ``index`` of ``spec`` in the file's bytes ``data``
+    (a ``memoryview`` of the memory-mapped file, as uproot reads local files).
 
     Raises:
         Unsupported: A basket this reader does not handle (use uproot).
@@ -271,7 +274,8 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
                           None if raw_offsets is None
                           else np.asarray(raw_offsets, dtype=np.int64), n_entries, False)
     nbytes = int(spec.nbytes[index])
-    blob = os.pread(fd, nbytes, int(spec.seeks[index]))
+    seek = int(spec.seeks[index])
+    blob = data[seek:seek + nbytes]
     if len(blob) != nbytes:
         raise ValueError(f"basket {index} of {spec.name!r} is cut short by the end of the file")
     fnbytes, _version, objlen, _datime, keylen, _cycle = _KEY.unpack_from(blob, 0)
@@ -283,10 +287,11 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
     if nevbuf != n_entries:
         raise ValueError(f"basket {index} of {spec.name!r} has {nevbuf} entries, the branch "
                          f"says {n_entries}")
-    if nbytes - keylen == objlen:  # stored uncompressed (read-only: astype copies)
-        raw = np.frombuffer(blob, dtype=np.uint8, offset=keylen)
-    else:
+    owned = nbytes - keylen != objlen
+    if owned:
         raw = _blocks(blob, keylen, objlen, zlib_fn)
+    else:  # stored uncompressed: the values are copied out of the mapped file
+        raw = np.frombuffer(blob, dtype=np.uint8, offset=keylen)
     border = flast - keylen
     if not 0 <= border <= len(raw):
         raise ValueError(f"basket {index} of {spec.name!r}: fLast outside the basket")
@@ -300,7 +305,7 @@ def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompres
                                                  offset=border + 4)
         byte_offsets[:n_entries] -= keylen
         byte_offsets[n_entries] = border
-    return _interpret(spec, raw[:border], byte_offsets, n_entries, True)
+    return _interpret(spec, raw[:border], byte_offsets, n_entries, owned)
 
 
 # --------------------------------------------------------------------------- chunks
@@ -366,7 +371,9 @@ class ChunkReader:
         decoded). Errors of :func:`read_basket` propagate.
         """
         ranges = [(a, min(a + step, entry_stop)) for a in range(entry_start, entry_stop, step)]
-        fd = os.open(self._path, os.O_RDONLY)
+        with open(self._path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        data = memoryview(mapped)
         pending: dict[tuple[int, int], Future[Column] | Column] = {}
         try:
             def request(k: int) -> None:
@@ -375,10 +382,10 @@ class ChunkReader:
                 for key in self._needed(*ranges[k]):
                     if key not in pending:
                         spec = self._specs[key[0]]
-                        pending[key] = (self._pool.submit(read_basket, fd, spec, key[1],
+                        pending[key] = (self._pool.submit(read_basket, data, spec, key[1],
                                                           self._zlib)
                                         if self._pool is not None else
-                                        read_basket(fd, spec, key[1], self._zlib))
+                                        read_basket(data, spec, key[1], self._zlib))
 
             request(0)
             for k, (start, stop) in enumerate(ranges):
@@ -403,8 +410,11 @@ class ChunkReader:
             for item in pending.values():
                 if isinstance(item, Future):
                     item.cancel()
-            for item in pending.values():  # the fd must outlive every running read
+            for item in pending.values():  # the map must outlive every running read
                 if isinstance(item, Future) and not item.cancelled():
                     with contextlib.suppress(Exception):  # reported, or not needed
                         item.result()
-            os.close(fd)
+            pending.clear()
+            with contextlib.suppress(BufferError):  # a slice still alive: closed when freed
+                data.release()
+                mapped.close()
