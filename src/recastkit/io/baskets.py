@@ -1,35 +1,37 @@
 """Reading numeric TTree branches basket by basket, straight into numpy arrays.
 
 This is the **only** module that reads TTree baskets without uproot's interpretation layer:
-the dijet fast path of :func:`recastkit.io.events.iter_chunks`. It takes a basket's bytes
-from the memory-mapped file (as uproot reads local files), parses its ``TKey``/``TBasket``
-header and ROOT's compression blocks itself, decompresses them with the fastest zlib
-library (:func:`recastkit.io.decoding.zlib_decompressor`, which may be one uproot cannot
-call), LZ4 or ZSTD (``cramjam``, as uproot) and turns the basket into a native-endian
-content array and int64 entry offsets.
+the dijet fast path of :func:`recastkit.io.events.iter_chunks`. It reads a basket's bytes
+with ``os.pread`` (not a memory map: the resident memory stays bounded by the chunks in
+flight whatever the file size, and a file truncated while read is an error, not a SIGBUS),
+parses its ``TKey``/``TBasket`` header and ROOT's compression blocks itself, decompresses
+them with the fastest zlib library (:func:`recastkit.io.decoding.zlib_decompressor`, which
+may be one uproot cannot call), LZ4 or ZSTD (``cramjam``, as uproot) or LZMA (the standard
+library) and turns the basket into a native-endian content array and int64 entry offsets.
 Baskets are decoded in a thread pool (the decoders release the GIL) one chunk ahead of the
 consumer, so decompression overlaps the selection kernel.
 
 What it takes from uproot (``tests/io/test_baskets.py`` fails loudly if any of it changes):
-the branch list of a tree, a branch's ``interpretation`` (``AsDtype`` / ``AsJagged``), the
-``fBasketSeek`` member, ``num_baskets``, ``embedded_baskets`` (whose ``data`` and
-``byte_offsets`` it uses as uproot parsed them), ``basket_entry_start_stop`` and
+a branch's ``interpretation`` (``AsDtype`` / ``AsJagged`` and its ``header_bytes``), the
+``fBasketSeek`` member, ``num_baskets``, ``embedded_baskets`` (baskets kept inside the
+``TBranch``, e.g. the last one of a file closed while being written: their ``data`` and
+``byte_offsets`` are used as uproot parsed them), ``basket_entry_start_stop`` and
 ``basket_compressed_bytes``. The on-disk layout (``TKey``, ``TBasket``, the 9-byte
 compression block header, the LZ4 checksum, the entry-offset array after ``fLast``) is
-ROOT's file format and is parsed as uproot 5.7 parses it (``uproot/models/TBasket.py``,
+ROOT's file format, parsed as uproot 5.7 parses it (``uproot/models/TBasket.py``,
 ``uproot/compression.py``).
 
-Anything else raises :class:`Unsupported` and the caller reads with uproot: non-numeric or
-multi-dimensional branches, jagged branches of anything but plain numbers, LZMA blocks are
-decoded with the standard library, old ``CS`` blocks are refused, baskets with unexpected
-sizes are errors (a corrupt file).
+Anything else raises :class:`Unsupported` and the caller reads with uproot: RNTuple fields,
+non-numeric or multi-dimensional branches, baskets without entry offsets or with entry sizes
+that are not whole values, old ``CS`` blocks. Baskets whose sizes contradict their headers,
+bad checksums and decoder errors are errors (a corrupt file).
 """
 
 from __future__ import annotations
 
 import contextlib
 import lzma
-import mmap
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -253,10 +255,8 @@ def _interpret(spec: BranchBaskets, data: NumArray, byte_offsets: Int64Array | N
     return Column(_native(data[keep], spec.dtype, True), offsets)
 
 
-def read_basket(data: Any, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompressor
-                ) -> Column:
-    """Decompress and interpret basket ``index`` of ``spec`` in the file's bytes ``data``
-    (a ``memoryview`` of the memory-mapped file, as uproot reads local files).
+def read_basket(fd: int, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompressor) -> Column:
+    """Read, decompress and interpret basket ``index`` of ``spec`` from the open file ``fd``.
 
     Raises:
         Unsupported: A basket this reader does not handle (use uproot).
@@ -274,8 +274,7 @@ def read_basket(data: Any, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompr
                           None if raw_offsets is None
                           else np.asarray(raw_offsets, dtype=np.int64), n_entries, False)
     nbytes = int(spec.nbytes[index])
-    seek = int(spec.seeks[index])
-    blob = data[seek:seek + nbytes]
+    blob = os.pread(fd, nbytes, int(spec.seeks[index]))
     if len(blob) != nbytes:
         raise ValueError(f"basket {index} of {spec.name!r} is cut short by the end of the file")
     fnbytes, _version, objlen, _datime, keylen, _cycle = _KEY.unpack_from(blob, 0)
@@ -290,7 +289,7 @@ def read_basket(data: Any, spec: BranchBaskets, index: int, zlib_fn: ZlibDecompr
     owned = nbytes - keylen != objlen
     if owned:
         raw = _blocks(blob, keylen, objlen, zlib_fn)
-    else:  # stored uncompressed: the values are copied out of the mapped file
+    else:  # stored uncompressed (read-only bytes: the values are copied)
         raw = np.frombuffer(blob, dtype=np.uint8, offset=keylen)
     border = flast - keylen
     if not 0 <= border <= len(raw):
@@ -371,9 +370,7 @@ class ChunkReader:
         decoded). Errors of :func:`read_basket` propagate.
         """
         ranges = [(a, min(a + step, entry_stop)) for a in range(entry_start, entry_stop, step)]
-        with open(self._path, "rb") as f:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        data = memoryview(mapped)
+        fd = os.open(self._path, os.O_RDONLY)
         pending: dict[tuple[int, int], Future[Column] | Column] = {}
         try:
             def request(k: int) -> None:
@@ -382,10 +379,10 @@ class ChunkReader:
                 for key in self._needed(*ranges[k]):
                     if key not in pending:
                         spec = self._specs[key[0]]
-                        pending[key] = (self._pool.submit(read_basket, data, spec, key[1],
+                        pending[key] = (self._pool.submit(read_basket, fd, spec, key[1],
                                                           self._zlib)
                                         if self._pool is not None else
-                                        read_basket(data, spec, key[1], self._zlib))
+                                        read_basket(fd, spec, key[1], self._zlib))
 
             request(0)
             for k, (start, stop) in enumerate(ranges):
@@ -410,11 +407,9 @@ class ChunkReader:
             for item in pending.values():
                 if isinstance(item, Future):
                     item.cancel()
-            for item in pending.values():  # the map must outlive every running read
+            for item in pending.values():  # the file must outlive every running read
                 if isinstance(item, Future) and not item.cancelled():
                     with contextlib.suppress(Exception):  # reported, or not needed
                         item.result()
             pending.clear()
-            with contextlib.suppress(BufferError):  # a slice still alive: closed when freed
-                data.release()
-                mapped.close()
+            os.close(fd)
