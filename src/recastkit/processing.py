@@ -313,7 +313,7 @@ class RegionsResult:
             "btag": None if self.btag_source is None else {
                 "pb": self.btag_source[0], "pc": self.btag_source[1], "pu": self.btag_source[2],
                 "fc": self.btag_source[3]},
-            "reading": self.read_options.describe(),
+            "reading": self.read_options.describe(through_uproot=True),  # io.objects
             "selection": self.config.to_mapping(),
             "layout": self.layout,
             "recastkit_version": __version__,

@@ -366,8 +366,8 @@ class ChunkReader:
                ) -> Iterator[tuple[int, int, dict[str, Column]]]:
         """``(start, stop, branch name -> Column)`` for ``[entry_start, entry_stop)`` in steps.
 
-        At most the baskets of two chunks are held (the current one and the next, being
-        decoded). Errors of :func:`read_basket` propagate.
+        At most the baskets of two chunks are held (the current one and, with a pool, the
+        next, being decoded). Errors of :func:`read_basket` propagate.
         """
         ranges = [(a, min(a + step, entry_stop)) for a in range(entry_start, entry_stop, step)]
         fd = os.open(self._path, os.O_RDONLY)
@@ -386,7 +386,10 @@ class ChunkReader:
 
             request(0)
             for k, (start, stop) in enumerate(ranges):
-                request(k + 1)
+                if self._pool is not None:
+                    request(k + 1)  # decoded while this chunk is consumed
+                else:
+                    request(k)
                 columns: dict[str, Column] = {}
                 for b, spec in enumerate(self._specs):
                     pieces = []

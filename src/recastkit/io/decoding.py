@@ -204,9 +204,15 @@ class ReadOptions:
         """The number of decompression threads this resolves to in this process."""
         return self.decompression_threads or available_cores()
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready description (recorded in the output metadata)."""
-        return {"decoder": resolve_decoder(self.decoder), "decompression_threads": self.threads}
+    def describe(self, through_uproot: bool = False) -> dict[str, Any]:
+        """JSON-ready description (recorded in the output metadata).
+
+        Args:
+            through_uproot: Describe uproot's reader (:func:`uproot_decoder`) rather than
+                recastkit's basket reader (:func:`resolve_decoder`).
+        """
+        decoder = (uproot_decoder if through_uproot else resolve_decoder)(self.decoder)
+        return {"decoder": decoder, "decompression_threads": self.threads}
 
 
 #: uproot's defaults: the standard zlib, no thread pool (the benchmark's baseline).
