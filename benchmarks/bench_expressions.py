@@ -275,7 +275,7 @@ def main() -> None:
         ("  info: fast raw read / default read, ZLIB-1", base / res["raw_ZLIB-1"], 2.5, True),
         ("  info: basket reader alone / default read, ZLIB-1", base / res["rk_ZLIB-1"], 2.5,
          True),
-        ("  info: same from CPU times (quiet-machine estimate)",
+        ("  info: dijet / default read by CPU time, ZLIB-1",
          cpu["base_ZLIB-1"] / (min(cpu["it_ZLIB-1"], cpu["pr_ZLIB-1"]) / cores), 2.5, True),
         ("  info: dijet best / default read, ZSTD-1",
          res["base_ZSTD-1"] / min(res["it_ZSTD-1"], res["pr_ZSTD-1"]), 2.5, True),
