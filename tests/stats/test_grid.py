@@ -33,7 +33,7 @@ def test_patch_errors() -> None:
 def test_store_round_trip_and_torn_line(tmp_path: Path) -> None:
     nan = math.nan
     r = PointResult("a", 1.0, nan, (0.1, 0.2, nan, 0.4, 0.5), "failed", None, None,
-                    reason="pyhf gives NaN", parameters={"m1": 300.0})
+                    reason="pyhf gives NaN", parameters={"m1": 300.0}, path="pyhf")
     assert result_from_record(json.loads(json.dumps(result_to_record(r)))).to_dict() == \
         r.to_dict()
     path = tmp_path / "points.jsonl"
@@ -151,20 +151,11 @@ def test_fast_path_models_use_the_limit_engine() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gridfactory import synthetic_grid_workspace
+    from gridfactory import without_histosys as no_histosys
     from recastkit.stats import engine
     from recastkit.stats.gridinputs import GridSource, _point, digest
 
     bkg, patches = synthetic_grid_workspace([(300, 100), (400, 100), (500, 100)])
-
-    def no_histosys(doc: object) -> object:
-        if isinstance(doc, dict):
-            if doc.get("type") == "histosys":
-                return None
-            return {k: no_histosys(v) for k, v in doc.items()}
-        if isinstance(doc, list):
-            return [x for x in (no_histosys(v) for v in doc) if x is not None]
-        return doc
-
     bkg2 = no_histosys(bkg)
     assert isinstance(bkg2, dict)
     points = tuple(_point(n, no_histosys(p), n, {"m1": float(n.split("_")[1])})

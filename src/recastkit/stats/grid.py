@@ -454,26 +454,47 @@ def _failed(point: SignalPoint, settings: GridSettings, reason: str) -> PointRes
                        parameters=dict(point.parameters))
 
 
+def _dask_failure(exc: BaseException) -> str:
+    """One line on why a Dask task failed on a worker."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        n = int(getattr(exc, "allowed_failures", 0)) + 1
+        return (f"dask worker: KilledWorker: {n} worker(s) died running it (killed, or out of "
+                "memory?)")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"dask worker: {name}: {first}" if first else f"dask worker: {name}"
+
+
+def _background(doc: dict[str, Any]) -> dict[str, Any]:
+    """The background workspace as a Dask task's result (recomputed if its workers die)."""
+    return doc
+
+
 def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequence[int]],
               task: Callable[[Mapping[str, Any], Sequence[SignalPoint], GridSettings],
                              list[PointResult]], *,
               scheduler: str | None, workers: int | None, finish: _Finish) -> None:
     """Run ``task(background, points, settings)`` per batch on the Dask workers.
 
-    The background is scattered once to every worker; each batch's points are stored as its
-    task completes. A task that fails on a worker (an exception, or
-    ``distributed.KilledWorker`` when workers died running it) fails its points with the
-    reason; they are not stored, so that a rerun retries them. Outstanding tasks are
-    cancelled on any error or interrupt.
+    The background goes to the cluster once, as the result of a task every batch depends on
+    (sent to each worker once): unlike scattered data, dask recomputes it when the workers
+    holding it die. Each batch's points are stored as its task completes. A task that fails
+    on a worker (an exception, or ``distributed.KilledWorker`` when workers died running it)
+    fails its points with the reason; they are not stored, so that a rerun retries them.
+    Outstanding tasks are cancelled on any error or interrupt.
     """
     import uuid
+    import warnings
 
     from recastkit.processing import _dask_client, _import_distributed
 
     dask_as_completed: Any = _import_distributed().as_completed
     token = uuid.uuid4().hex[:12]
     with _dask_client(scheduler, workers) as client:
-        bkg = client.scatter(dict(source.background), broadcast=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ll]arge.*")  # sent once, on purpose
+            bkg = client.submit(_background, dict(source.background),
+                                key=f"recastkit-grid-background-{token}", pure=False)
         futures: dict[str, tuple[Sequence[int], Any]] = {}
         try:
             for n, batch in enumerate(batches):
@@ -483,9 +504,7 @@ def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequ
             for fut in dask_as_completed([f for _, f in futures.values()]):
                 batch, _ = futures.pop(fut.key)
                 if fut.status == "error":
-                    exc = fut.exception()
-                    first = (str(exc).strip().splitlines() or [""])[0]
-                    reason = f"dask worker: {type(exc).__name__}: {first}".rstrip(": ")
+                    reason = _dask_failure(fut.exception())
                     log.warning("%d points failed on a dask worker (not stored; a rerun "
                                 "retries them): %s", len(batch), reason)
                     for i in batch:
@@ -495,5 +514,4 @@ def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequ
                         finish(i, r)
                 fut.release()
         finally:
-            if futures:
-                client.cancel([f for _, f in futures.values()])
+            client.cancel([bkg, *(f for _, f in futures.values())])
