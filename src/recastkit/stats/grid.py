@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from recastkit._workers import terminate_pool
 from recastkit.exceptions import StatsError
@@ -373,8 +373,11 @@ def engine_chunk(background: Mapping[str, Any], points: Sequence[SignalPoint],
             for r, p in zip(results, points, strict=True)]
 
 
-#: Receives each finished point: (index in ``source.points``, result, whether to store it).
-_Finish = Callable[..., None]
+class _Finish(Protocol):
+    """Receives each finished point: its index in ``source.points``, its result, and whether
+    to store it (not for a failure of the cluster, which a rerun should retry)."""
+
+    def __call__(self, i: int, r: PointResult, persist: bool = True, /) -> None: ...
 
 
 def _pool(n_workers: int, background: Mapping[str, Any] | None = None,
@@ -465,8 +468,15 @@ def _dask_failure(exc: BaseException) -> str:
     return f"dask worker: {name}: {first}" if first else f"dask worker: {name}"
 
 
-def _background(doc: dict[str, Any]) -> dict[str, Any]:
-    """The background workspace as a Dask task's result (recomputed if its workers die)."""
+def _background(text: str) -> dict[str, Any]:
+    """The background workspace (JSON text) as a Dask task's result, recomputed if lost.
+
+    JSON text, not the mapping, so that dask does not walk a large nested document looking
+    for futures; JSON floats round-trip exactly.
+    """
+    import json
+
+    doc: dict[str, Any] = json.loads(text)
     return doc
 
 
@@ -483,6 +493,7 @@ def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequ
     fails its points with the reason; they are not stored, so that a rerun retries them.
     Outstanding tasks are cancelled on any error or interrupt.
     """
+    import json
     import uuid
     import warnings
 
@@ -493,7 +504,7 @@ def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequ
     with _dask_client(scheduler, workers) as client:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ll]arge.*")  # sent once, on purpose
-            bkg = client.submit(_background, dict(source.background),
+            bkg = client.submit(_background, json.dumps(source.background),
                                 key=f"recastkit-grid-background-{token}", pure=False)
         futures: dict[str, tuple[Sequence[int], Any]] = {}
         try:
