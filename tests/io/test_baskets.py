@@ -287,3 +287,28 @@ def test_a_reader_closed_early_leaves_nothing_running(tmp_path):
     assert len(list(fds.iterdir())) == before + 1
     gen.close()  # cancels or waits for the reads ahead, then closes the file
     assert len(list(fds.iterdir())) == before
+
+
+def test_dijet_selection_is_identical_through_either_reader(tmp_path, monkeypatch):
+    from recastkit.processing import run_selection
+    from recastkit.selection import SelectionConfig
+
+    path = tmp_path / "e.root"
+    _write(path, uproot.ZLIB(1))
+    config = SelectionConfig(jet_pt_min_gev=25.0, jet_abs_eta_max=2.5)
+
+    def run():
+        return run_selection([path], config, executor="iterative", chunk_size=500,
+                             bookkeeping=False, progress=False)
+
+    fast = run()
+    with monkeypatch.context() as m:
+        m.setattr(events, "_basket_specs", lambda *a: None)
+        slow = run()
+    assert fast.cutflow == slow.cutflow
+    assert fast.moments == slow.moments
+    for name, h in slow.histograms.items():
+        np.testing.assert_array_equal(fast.histograms[name].values(flow=True),
+                                      h.values(flow=True))
+        np.testing.assert_array_equal(fast.histograms[name].variances(flow=True),
+                                      h.variances(flow=True))
