@@ -604,7 +604,7 @@ def _basket_specs(path: str, tree: Any, layout: EventLayout) -> list[BranchBaske
                    for s in specs):
                 raise Unsupported("a jet branch is not jagged or a weight branch is")
             cache[key] = specs
-        except Unsupported as exc:
+        except Exception as exc:  # Unsupported, or any surprise: uproot reads (and reports)
             log.debug("%s: reading with uproot: %s", path, exc)
             cache[key] = None
         tree._recastkit_baskets = cache
