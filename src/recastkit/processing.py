@@ -11,7 +11,8 @@ across chunk sizes and file orders (counts are always exact).
 Executors (:data:`EXECUTORS`):
 
 - ``iterative``: one process, in order; a background thread reads the next chunk while the
-  GIL-free kernel fills the current one (``read_ahead=False`` for a single thread).
+  GIL-free kernel fills the current one, dijet chunks of different units on one thread per
+  core (``read_ahead=False`` for a single thread).
 - ``processes`` (default): a :class:`concurrent.futures.ProcessPoolExecutor` over all cores
   (or ``workers``). Its workers ignore SIGINT and die with the main process (Linux
   ``PR_SET_PDEATHSIG`` plus a parent watchdog); on Ctrl-C or any error the main process
@@ -41,8 +42,9 @@ import re
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -575,8 +577,24 @@ def _chunk_stream(tasks: Sequence[_Task]) -> Iterator[_Item]:
             yield i, None, exc
 
 
+def _fill_after(previous: Future[None] | None, acc: AnyAccumulator,
+                chunk: EventChunk | ObjectChunk, task: _Task) -> None:
+    """Fill ``chunk`` once the previous chunk of the same unit is filled (same accumulator)."""
+    if previous is not None:
+        previous.result()
+    _fill(acc, chunk, task)
+
+
 def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback | None,
                read_ahead: bool) -> list[_Outcome]:
+    """Read the units in order in this process and fill their accumulators.
+
+    With ``read_ahead``, dijet chunks are filled by one thread per core (the numba kernel
+    releases the GIL): chunks of different units in parallel, the chunks of one unit in order
+    (each unit has its own accumulator, and units are merged in order afterwards, so the
+    result is the same as filling everything in sequence). At most one chunk per core is
+    waiting to be filled. Analysis (regions) chunks are filled in this thread.
+    """
     accs = [_empty(t.config, t.layout) for t in tasks]
     errors: dict[int, RecastkitError] = {}
     done = 0
@@ -589,13 +607,44 @@ def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback |
             if callback is not None:
                 callback(progress.done, progress.total)
 
+    cores = available_cores()
+    parallel = (read_ahead and cores > 1
+                and all(isinstance(a, SelectionAccumulator) for a in accs))
     stream = _chunk_stream(tasks)
-    for i, chunk, exc in (_read_ahead(stream) if read_ahead else stream):
-        advance(i)
-        if exc is not None:
-            errors[i] = exc
-        elif chunk is not None:
-            _fill(accs[i], chunk, tasks[i])
+    if not parallel:
+        for i, chunk, exc in (_read_ahead(stream) if read_ahead else stream):
+            advance(i)
+            if exc is not None:
+                errors[i] = exc
+            elif chunk is not None:
+                _fill(accs[i], chunk, tasks[i])
+    else:
+        last: dict[int, Future[None]] = {}
+        inflight: deque[Future[None]] = deque()
+
+        def finished(upto: int) -> int:  # units before `upto` whose fills are all done
+            k = done
+            while k < upto and (k not in last or last[k].done()):
+                k += 1
+            return k
+
+        with ThreadPoolExecutor(max_workers=cores, thread_name_prefix="recastkit-fill") as pool:
+            try:
+                for i, chunk, exc in _read_ahead(stream):
+                    advance(finished(i))
+                    if exc is not None:
+                        errors[i] = exc
+                    elif chunk is not None:
+                        fut = pool.submit(_fill_after, last.get(i), accs[i], chunk, tasks[i])
+                        last[i] = fut
+                        inflight.append(fut)
+                        while len(inflight) > cores:
+                            inflight.popleft().result()
+                for fut in inflight:
+                    fut.result()
+            finally:
+                for fut in inflight:
+                    fut.cancel()
     advance(len(tasks))
     return [
         _Outcome(t.unit, None, type(errors[i]).__name__, str(errors[i])) if i in errors
@@ -806,8 +855,9 @@ def run_selection(
         progress: Progress display: ``None`` a bar on a terminal, log lines otherwise.
         callback: Called as ``callback(done, total)`` after each work unit completes.
         read_ahead: With the ``iterative`` executor, read the next chunk in a background
-            thread while the (GIL-free) kernel fills the current one; at most two chunks
-            are in memory. The parallel executors run one unit per worker without it.
+            thread while the (GIL-free) kernel fills the current one (dijet: units in
+            parallel on one thread per core, each unit's chunks in order); a few chunks are
+            in memory. The parallel executors run one unit per worker without it.
         read_options: zlib decoder and decompression threads; default: the configuration's
             ``reading`` (fastest decoder; threads = available cores for ``iterative``,
             cores / workers for the parallel executors).
