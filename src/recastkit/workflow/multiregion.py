@@ -45,7 +45,8 @@ class RegionFitInput:
         backgrounds: ``(sample name, path[:HIST])`` per background.
         signal: Scaled signal histogram ``path[:HIST]``, or None (no signal in the region).
         data: Observed data ``path[:HIST]`` (None with :attr:`MultiRegionFitRequest.toy_data`).
-        mock_background: Add the tutorial's mock background (sample ``background``).
+        mock_background: Add the tutorial's mock background (sample :attr:`mock_name`).
+        mock_name: Sample name of the mock background.
     """
 
     name: str
@@ -53,6 +54,7 @@ class RegionFitInput:
     signal: str | None = None
     data: str | None = None
     mock_background: bool = False
+    mock_name: str = "background"
 
 
 @dataclass(frozen=True)
@@ -191,13 +193,17 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
         for name, spec in r.backgrounds:
             h, _, label = load_hist(spec, f"background {name!r} of region {r.name!r}")
             bkgs.append(_read(stats.BinnedSample.from_hist(h, name, label), req.rebin))
-        if r.mock_background:
-            edges = (signal or bkgs[0]).edges
-            bkgs.insert(0, stats.mock_background(edges, rng))
         data = None
         if r.data is not None:
             h, _, label = load_hist(r.data, f"data of region {r.name!r}")
             data = _read(stats.BinnedSample.from_hist(h, "data", label), req.rebin, data=True)
+        if r.mock_background:
+            binned = signal or (bkgs[0] if bkgs else data)
+            if binned is None:
+                raise StatsError(f"region {r.name!r}: the mock background takes the binning of "
+                                 "the region's signal, background or data histogram; the "
+                                 "region has none")
+            bkgs.insert(0, stats.mock_background(binned.edges, rng, name=r.mock_name))
         regions.append(stats.prepare_region(r.name, signal, bkgs, data, rng=rng,
                                             theory=bands.get(r.name, ())))
     check_output_dir(req.output, "fit output folder")
