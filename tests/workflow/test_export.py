@@ -269,7 +269,7 @@ def test_zh_example_exports_regions_written_in_the_expression_vocabulary(tmp_pat
         config = AnalysisConfig.from_mapping(doc, "test")
         assert [d.name for d in config.regions] == [region]
     with uproot.open(out / "inputs" / "signal.root") as f:
-        assert "Electron_pt" in f["Events"].keys()
+        assert "Electron_pt" in f["Events"]
 
 
 def test_exported_fit_command_reproduces_the_run(tmp_path: Path) -> None:
