@@ -374,6 +374,42 @@ def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
         17.5 * 0.5 * 1.2 * 140.1 / SUMW_BKG, rel=1e-9)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("RECASTKIT_RUN_YADAGE") != "1",
+                    reason="runs 6 yadage steps (~70 s on 2 busy cores); set "
+                           "RECASTKIT_RUN_YADAGE=1 to run it")
+def test_exported_demo_runs_with_yadage(tmp_path: Path) -> None:
+    """The demo's two-region export, run with yadage (local processes instead of docker)."""
+    yadage_run = Path(sys.executable).parent / "yadage-run"
+    if not yadage_run.exists():
+        pytest.skip(f"yadage-run not installed beside {sys.executable}")
+    local = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(EXAMPLES / "demo" / "analysis.yml"),
+                                    str(local)])
+    assert res.exit_code == 0, res.output
+    steps = _load(local / "steps.yml")
+    for step in steps.values():
+        step["environment"] = {"environment_type": "localproc-env"}
+    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
+         "-d", f"initdir={local}", "-b", "foregroundasync"],
+        cwd=local, env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    limit = json.loads((work / "fit" / "limit.json").read_text(encoding="utf-8"))
+    assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
+    assert [r["name"] for r in limit["settings"]["regions"]] == ["SR", "CR"]
+    # the mock background's normalization, fixed by the CR (toy data of the mock itself)
+    assert limit["settings"]["best_fit_normfactors"]["mock"] == pytest.approx(1.0, abs=0.03)
+    assert 0 < limit["observed_mu"] < 0.5
+    for name in ("limit.png", "hists_SR.png", "hists_CR.png", "workspace.json"):
+        assert (work / "fit" / name).stat().st_size > 0
+
+
 def test_physlite_example_exports_with_its_files(shared_data: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The real-data example: files copied in, the SUSYTools table as the catalog input."""
