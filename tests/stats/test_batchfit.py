@@ -1,12 +1,19 @@
 """The fast engine for general HistFactory models against pyhf (published SUSY-2018-31 + synthetic).
 
 Reference numbers: pyhf 0.7.6 ``hypotest(1.0, data, model, test_stat="qtilde",
-return_expected_set=True)`` on the published patches (numpy backend), once with pyhf's default
-optimizer (SLSQP, its default tolerance) and once with ``scipy_optimizer(tolerance=1e-12)``
-(fits converged). pyhf's default fits stop up to ~5e-5 (relative, in CLs) short of the
-minimum; the fast engine converges, so it agrees with the converged pyhf to ~1e-6.
-"""
+return_expected_set=True)`` on the published patches (numpy backend, one BLAS thread), once
+with pyhf's default optimizer (SLSQP, its default tolerance) and once with
+``scipy_optimizer(tolerance=1e-12)`` (fits converged).
 
+pyhf's default fits stop short of the minimum (SLSQP stops when −2 ln L changes by < 1e-6):
+on these five patches by up to 4.7e-5 (relative, in CLs), on others of the 650 by up to a
+few percent (a flat direction: sbottom_1600_1595_60, below). Where they stop depends on the
+last bits of the finite differences: pyhf's own default result moves by up to ~4e-4 (a point
+with CLs ~ 1e-19) with the BLAS thread count. So the converged engine (``auto``) is checked
+against converged pyhf (≤ 2e-6 here) and, by pyhf's own ``logpdf``, to lie at least as low
+as pyhf's fits; the ``pyhf-path`` mode (pyhf's SLSQP fits, exact gradient) against pyhf's
+default fits.
+"""
 from __future__ import annotations
 
 import json
@@ -110,7 +117,7 @@ def test_logpdf_and_jacobian_equal_pyhf(shared_file: Callable[[str], Path], patc
 
 
 def test_five_published_patches(shared_file: Callable[[str], Path]) -> None:
-    worst_converged = worst_default = 0.0
+    worst_converged = worst_default = worst_path = 0.0
     for key, default in PYHF_DEFAULT.items():
         region = key.split("/")[0]
         bkg = json.loads(shared_file(f"{SBOTTOM}/{region}/BkgOnly.json").read_text())
@@ -120,8 +127,14 @@ def test_five_published_patches(shared_file: Callable[[str], Path]) -> None:
         mine = np.array([h.cls_observed, *h.cls_expected])
         worst_converged = max(worst_converged, _rel(mine, np.array(PYHF_CONVERGED[key])))
         worst_default = max(worst_default, _rel(mine, np.array(default)))
-    assert worst_converged < 1e-5
-    assert worst_default < 1e-4
+        path = batchfit.ClsCalculator(_compile(bkg, p), "slsqp")(1.0)
+        assert path.converged, path.reason
+        worst_path = max(worst_path, _rel(np.array([path.cls_observed, *path.cls_expected]),
+                                          np.array(default)))
+    assert worst_converged < 2e-6  # measured 1.5e-6
+    assert worst_default < 5e-5  # pyhf's default fits are that far from the minimum
+    # measured 1.8e-5 (RegionB: its last SLSQP step differs; elsewhere ≤ 5e-6)
+    assert worst_path < 2.5e-5
 
 
 def test_pyhf_called_directly_on_a_published_point(shared_file: Callable[[str], Path]) -> None:
@@ -134,10 +147,45 @@ def test_pyhf_called_directly_on_a_published_point(shared_file: Callable[[str], 
     obs, exp = pyhf.infer.hypotest(1.0, ws.data(pm), pm, test_stat="qtilde",
                                    return_expected_set=True)
     ref = np.array([float(obs), *(float(e) for e in exp)])
-    # pyhf's default fits are reproducible only to a few 1e-6 (BLAS threads, platform)
+    # pyhf's default fits are reproducible only to a few 1e-6 here (BLAS threads, platform)
     assert _rel(ref, np.array(PYHF_DEFAULT[key])) < 1e-5
     fast = batchfit.ClsCalculator(_compile(bkg, p))(1.0)
     assert _rel(np.array([fast.cls_observed, *fast.cls_expected]), ref) < 1e-5
+    path = batchfit.ClsCalculator(_compile(bkg, p), "slsqp")(1.0)
+    assert _rel(np.array([path.cls_observed, *path.cls_expected]), ref) < 2.5e-5
+
+
+def test_pyhf_default_stops_early_in_a_flat_direction(
+        shared_file: Callable[[str], Path]) -> None:
+    """sbottom_1600_1595_60 (no signal to speak of): pyhf's default free fit to the Asimov
+    data stops at μ̂ ≈ 0.99 instead of 0, 2.5e-4 above the minimum of −2 ln L, and its −2σ
+    expected CLs is 3 % off the converged value (converged pyhf: 0.9655365). The pyhf-path
+    mode stops where pyhf does; the converged engine's fit is lower by pyhf's own logpdf."""
+    from recastkit.stats.gridinputs import load_grid_source
+
+    archive = shared_file("likelihoods/pyhf-ins1748602-probability-models.tar.gz")
+    src = load_grid_source([f"{archive}:RegionA"]).selected(["sbottom_1600_1595_60"])
+    point = src.points[0]
+    ws = pyhf.Workspace(dict(src.background))
+    pm = ws.model(patches=[list(point.patch)])
+    data = np.asarray(ws.data(pm))
+    obs, exp = pyhf.infer.hypotest(1.0, data, pm, test_stat="qtilde", return_expected_set=True)
+    ref = np.array([float(obs), *(float(e) for e in exp)])
+    model = _compile(dict(src.background), list(point.patch))
+    path = batchfit.ClsCalculator(model, "slsqp")(1.0)
+    assert _rel(np.array([path.cls_observed, *path.cls_expected]), ref) < 5e-5
+    calc = batchfit.ClsCalculator(_compile(dict(src.background), list(point.patch)))
+    h = calc(1.0)
+    assert h.converged
+    assert h.cls_expected[0] == pytest.approx(0.9655365133, rel=1e-6)  # converged pyhf
+    assert abs(ref[1] / h.cls_expected[0] - 1.0) > 0.02
+    # the free fit to the Asimov data: pyhf's (default) against ours, by pyhf's logpdf
+    asimov = np.asarray(pm.expected_data(calc.bkg_fit.theta))
+    theirs = np.asarray(pyhf.infer.mle.fit(asimov, pm))
+    assert float(theirs[model.poi]) > 0.5
+    assert calc.free_asimov.theta[model.poi] < 1e-6
+    gain = float(pm.logpdf(calc.free_asimov.theta, asimov)[0] - pm.logpdf(theirs, asimov)[0])
+    assert gain > 5e-5
 
 
 def test_synthetic_point_against_pyhf() -> None:
@@ -153,8 +201,10 @@ def test_synthetic_point_against_pyhf() -> None:
         return np.array([float(obs), *(float(e) for e in exp)])
 
     default = pyhf_cls()
-    path = batchfit.ClsCalculator(model, "slsqp")(1.0)
-    assert _rel(np.array([path.cls_observed, *path.cls_expected]), default) < 1e-5
+    for gradient in ("slsqp", "slsqp-differences"):
+        path = batchfit.ClsCalculator(model, gradient)(1.0)
+        assert path.converged
+        assert _rel(np.array([path.cls_observed, *path.cls_expected]), default) < 1e-5
     pyhf.set_backend("numpy", pyhf.optimize.scipy_optimizer(tolerance=1e-12))
     try:
         converged = pyhf_cls()
@@ -163,6 +213,27 @@ def test_synthetic_point_against_pyhf() -> None:
     h = batchfit.ClsCalculator(model)(1.0)
     assert h.converged
     assert _rel(np.array([h.cls_observed, *h.cls_expected]), converged) < 1e-6
+
+
+def test_value_and_gradient() -> None:
+    bkg, patches = synthetic_grid_workspace([(400, 100)])
+    model = _compile(bkg, patches["sig_400_100"])
+    rng = np.random.default_rng(3)
+    theta = np.clip(model.init + rng.normal(0.0, 0.3, model.n_pars) * ~model.fixed,
+                    model.bounds[:, 0] + 1e-3, model.bounds[:, 1])
+    aux = model.con_aux + rng.normal(0.0, 0.05, model.con_aux.size)
+    n = model.observed
+    value, grad = model.value_and_gradient(theta, n, aux)
+    assert value == pytest.approx(float(model.twice_nll_batch(theta[None], n, aux)[0]),
+                                  rel=1e-13)
+    step = 1e-6
+    for i in range(model.n_pars):
+        up, dn = theta.copy(), theta.copy()
+        up[i] += step
+        dn[i] -= step
+        fd = (model.twice_nll_batch(up[None], n, aux)[0]
+              - model.twice_nll_batch(dn[None], n, aux)[0]) / (2 * step)
+        assert grad[i] == pytest.approx(fd, rel=1e-6, abs=1e-6)
 
 
 def test_limits_cross_cls_level() -> None:
