@@ -27,6 +27,7 @@ import pyhf
 import pytest
 
 from recastkit.stats import batchfit
+from recastkit.stats.gridinputs import GridSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gridfactory import synthetic_grid_workspace
@@ -155,17 +156,40 @@ def test_pyhf_called_directly_on_a_published_point(shared_file: Callable[[str], 
     assert _rel(np.array([path.cls_observed, *path.cls_expected]), ref) < 2.5e-5
 
 
-def test_pyhf_default_stops_early_in_a_flat_direction(
-        shared_file: Callable[[str], Path]) -> None:
+@pytest.fixture(scope="module")
+def region_a(shared_file: Callable[[str], Path]) -> GridSource:
+    """Region A of the published tarball (sbottom_1600_1595_60 and sbottom_300_205_60)."""
+    from recastkit.stats.gridinputs import load_grid_source
+
+    archive = shared_file("likelihoods/pyhf-ins1748602-probability-models.tar.gz")
+    return load_grid_source([f"{archive}:RegionA"]).selected(
+        ["sbottom_1600_1595_60", "sbottom_300_205_60"])
+
+
+def test_fixed_mu_fit_finds_the_lower_of_two_minima(region_a: GridSource) -> None:
+    """sbottom_300_205_60 at μ = 1: two minima of −2 ln L (JER parameters at ±0.6), 0.09
+    apart; the converged engine's fit is at least as low as pyhf's own fit (pyhf's logpdf)."""
+    point = next(p for p in region_a.points if p.name == "sbottom_300_205_60")
+    ws = pyhf.Workspace(dict(region_a.background))
+    pm = ws.model(patches=[list(point.patch)])
+    data = np.asarray(ws.data(pm))
+    calc = batchfit.ClsCalculator(_compile(dict(region_a.background), list(point.patch)))
+    assert calc(1.0).converged
+    mine = calc.fits[3]  # the fit to the data with μ fixed at 1
+    assert mine.theta[calc.model.poi] == 1.0
+    theirs = np.asarray(pyhf.infer.mle.fixed_poi_fit(1.0, data, pm))
+    twice_nll_theirs = -2.0 * float(pm.logpdf(theirs, data)[0])
+    assert -2.0 * float(pm.logpdf(mine.theta, data)[0]) <= twice_nll_theirs + 1e-9
+    assert mine.twice_nll == pytest.approx(127.874821599, abs=1e-8)  # not the 127.967 one
+
+
+def test_pyhf_default_stops_early_in_a_flat_direction(region_a: GridSource) -> None:
     """sbottom_1600_1595_60 (no signal to speak of): pyhf's default free fit to the Asimov
     data stops at μ̂ ≈ 0.99 instead of 0, 2.5e-4 above the minimum of −2 ln L, and its −2σ
     expected CLs is 3 % off the converged value (converged pyhf: 0.9655365). The pyhf-path
     mode stops where pyhf does; the converged engine's fit is lower by pyhf's own logpdf."""
-    from recastkit.stats.gridinputs import load_grid_source
-
-    archive = shared_file("likelihoods/pyhf-ins1748602-probability-models.tar.gz")
-    src = load_grid_source([f"{archive}:RegionA"]).selected(["sbottom_1600_1595_60"])
-    point = src.points[0]
+    src = region_a
+    point = next(p for p in src.points if p.name == "sbottom_1600_1595_60")
     ws = pyhf.Workspace(dict(src.background))
     pm = ws.model(patches=[list(point.patch)])
     data = np.asarray(ws.data(pm))

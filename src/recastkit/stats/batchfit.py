@@ -727,6 +727,15 @@ class ClsCalculator:
 
     def _q(self, mu: float, n: np.ndarray, aux: np.ndarray, free: FitResult) -> float:
         fixed = self._fit(n, aux, free.theta, mu)
+        if self.method == "exact":
+            # with μ fixed far from μ̂ the likelihood can have several minima (SUSY-2018-31:
+            # JER parameters at ±0.6, 2 ln L apart by 0.1): also follow pyhf's own fit from
+            # its start into its minimum, finish that to floating-point precision and keep
+            # the lower of the two converged minima
+            path = fit(self.model, n, aux, fix_poi=mu)
+            other = fit_exact(self.model, n, aux, init=path.theta, fix_poi=mu)
+            if (other.converged, -other.twice_nll) > (fixed.converged, -fixed.twice_nll):
+                fixed = other
         self.fits.append(fixed)
         q = max(fixed.twice_nll - free.twice_nll, 0.0)
         return 0.0 if free.theta[self.model.poi] > mu else q
