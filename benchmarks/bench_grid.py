@@ -40,6 +40,8 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -94,24 +96,45 @@ def rel_devs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class Worst:
-    """The largest relative deviation seen, where, and the two values."""
+    """The largest finite relative deviations seen (where, which value) and NaN mismatches."""
 
     def __init__(self) -> None:
-        self.dev, self.where, self.n = 0.0, "none", 0
+        self.rows: list[tuple[float, str]] = []
+        self.nan_mismatch: list[str] = []
+        self.n = 0
 
-    def add(self, key: str, mine: np.ndarray, ref: np.ndarray) -> float:
+    def add(self, key: str, mine: np.ndarray, ref: np.ndarray) -> None:
         import numpy as np
 
-        d = rel_devs(mine, ref)  # NaN where pyhf's is NaN counts as agreement
-        k = int(np.argmax(d))
         self.n += 1
-        if d[k] >= self.dev:
-            self.dev = float(d[k])
-            self.where = f"{key} {VALUES[k]}: {mine[k]:.10g} vs {ref[k]:.10g}"
-        return float(d[k])
+        if not np.array_equal(np.isnan(mine), np.isnan(ref)):
+            self.nan_mismatch.append(key)
+        d = rel_devs(mine, ref)  # a NaN where pyhf's is NaN counts as agreement
+        d = np.where(np.isinf(d), 0.0, d)
+        k = int(np.argmax(d))
+        self.rows.append((float(d[k]), f"{key} {VALUES[k]}: {mine[k]:.10g} vs {ref[k]:.10g}"))
+
+    @property
+    def dev(self) -> float:
+        return max((d for d, _ in self.rows), default=0.0)
+
+    @property
+    def where(self) -> str:
+        return max(self.rows, default=(0.0, "none"))[1]
+
+    def top(self, n: int) -> list[tuple[float, str]]:
+        return sorted(self.rows, reverse=True)[:n]
+
+    def median(self) -> float:
+        import numpy as np
+
+        return float(np.median([d for d, _ in self.rows])) if self.rows else 0.0
 
     def __str__(self) -> str:
-        return f"{self.dev:.2e} over {self.n} points (worst: {self.where})"
+        nan = (f"; NaN where the other is not: {', '.join(self.nan_mismatch)}"
+               if self.nan_mismatch else "")
+        return (f"{self.dev:.2e} over {self.n} points (median {self.median():.1e}; worst: "
+                f"{self.where}){nan}")
 
 
 def load_cache(path: Path, blas: str) -> dict[tuple[str, str], list[float]]:
@@ -139,6 +162,11 @@ def main() -> None:
                     help="OPENBLAS_NUM_THREADS/OMP_NUM_THREADS for this run")
     ap.add_argument("--cache", type=Path, default=REPO / "benchmarks/output/pyhf_cache.jsonl",
                     help="pyhf results are appended here and reused for the deviations")
+    ap.add_argument("--top", type=int, default=5, help="deviations listed per engine")
+    ap.add_argument("--reproducibility", type=int, default=0,
+                    help="pyhf's default again, with the other BLAS thread count (1 <-> 2), "
+                         "at the N points where pyhf-path deviates most from it")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # REGION/NAME: print pyhf's default CLs
     ap.add_argument("--seed", type=int, default=20241129)
     ap.add_argument("--json", type=Path, help="write all numbers to this file")
     args = ap.parse_args()
@@ -153,6 +181,11 @@ def main() -> None:
 
     engines = [e for e in args.engines.split(",") if e]
     archive = shared_data() / ARCHIVE
+    if args.one:
+        region, name = args.one.split("/")
+        ref, _ = pyhf_cls(load_grid_source([f"{archive}:Region{region}"]), name, False)
+        print(json.dumps(ref.tolist()))
+        return
     rng = random.Random(args.seed)
     results: dict[str, dict[str, np.ndarray]] = {e: {} for e in engines}
     seconds = dict.fromkeys(engines, 0.0)
@@ -227,7 +260,7 @@ def main() -> None:
     for engine in engines:
         print(f"speed-up vs the pyhf loop, {engine}: {loop / seconds[engine]:.1f}x "
               f"({seconds[engine]:.1f} s)")
-    nan_points = sorted(k for (mode, k), v in cache.items()
+    nan_points = sorted(f"{k} ({mode})" for (mode, k), v in cache.items()
                         if k in results[engines[0]] and np.isnan(v).any())
     gap = Worst()
     for (mode, key), ref in sorted(cache.items()):
@@ -239,22 +272,49 @@ def main() -> None:
         for (mode, key), ref in sorted(cache.items()):
             if key in results[engine]:
                 worst[mode].add(key, results[engine][key], np.asarray(ref, dtype=float))
-        print(f"{engine}: worst relative CLs deviation from pyhf (default fits): "
-              f"{worst['default']}")
-        print(f"{engine}: worst relative CLs deviation from converged pyhf: "
-              f"{worst['converged']}")
+        for mode, label in (("default", "pyhf (default fits)"), ("converged", "converged pyhf")):
+            print(f"{engine}: worst relative CLs deviation from {label}: {worst[mode]}")
+            for d, where in worst[mode].top(args.top)[1:]:
+                print(f"    next: {d:.2e} {where}")
         summary["engines"][engine] = {
             "seconds": seconds[engine], "speedup": loop / seconds[engine],
             "worst_default": worst["default"].dev, "worst_default_at": worst["default"].where,
             "worst_converged": worst["converged"].dev,
-            "worst_converged_at": worst["converged"].where}
+            "worst_converged_at": worst["converged"].where,
+            "values": {k: results[engine][k].tolist() for _, k in cache if k in results[engine]}}
     print(f"pyhf default vs converged pyhf (same points): {gap}")
-    print(f"points where pyhf gives NaN: {nan_points or 'none among the references'}")
+    for d, where in gap.top(args.top)[1:]:
+        print(f"    next: {d:.2e} {where}")
+    print(f"points where pyhf gives NaN (mode): {nan_points or 'none among the references'}")
     for engine in engines:
         bad = [k for k, v in results[engine].items() if np.isnan(v).any()]
         print(f"points where {engine} gives NaN: {bad or 'none'}")
+    if args.reproducibility and "pyhf-path" in results:
+        other = "2" if blas == "1" else "1"
+        print(f"pyhf's default fits with {other} BLAS thread(s) instead of {blas} (fresh "
+              "processes), at the points where pyhf-path deviates most from pyhf's default:")
+        mine = results["pyhf-path"]
+        ranked = sorted(((float(rel_devs(mine[k], np.asarray(v, dtype=float)).max()), k)
+                         for (mode, k), v in cache.items()
+                         if mode == "default" and k in mine and not np.isnan(v).any()),
+                        reverse=True)[:args.reproducibility]
+        rows = []
+        for _, key in ranked:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=other, OMP_NUM_THREADS=other)
+            out = subprocess.run([sys.executable, __file__, "--one", key], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            again = np.asarray(json.loads(out.strip().splitlines()[-1]), dtype=float)
+            ref = np.asarray(cache[("default", key)], dtype=float)
+            row = (float(rel_devs(again, ref).max()), float(rel_devs(mine[key], ref).max()),
+                   float(rel_devs(mine[key], again).max()))
+            rows.append({"point": key, "pyhf_vs_pyhf": row[0], "path_vs_pyhf": row[1],
+                         "path_vs_pyhf_other_threads": row[2]})
+            print(f"  {key}: pyhf ({other}) vs pyhf ({blas}) {row[0]:.2e}; pyhf-path vs pyhf "
+                  f"({blas}) {row[1]:.2e}, vs pyhf ({other}) {row[2]:.2e}", flush=True)
+        summary["reproducibility"] = rows
     if args.json:
-        summary.update(sample=sample, worst_points=extra, pyhf_default_vs_converged=gap.dev)
+        summary.update(sample=sample, worst_points=extra, pyhf_default_vs_converged=gap.dev,
+                       pyhf={f"{m}/{k}": v for (m, k), v in cache.items()})
         args.json.write_text(json.dumps(summary, indent=1, sort_keys=True))
 
 
