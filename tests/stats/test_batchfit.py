@@ -11,8 +11,8 @@ few percent (a flat direction: sbottom_1600_1595_60, below). Where they stop dep
 last bits of the finite differences: pyhf's own default result moves by up to 2.5e-3
 (sbottom_400_300_60, CLs ~ 6e-24) between one and two BLAS threads. So the converged
 engine (``auto``) is checked against converged pyhf (≤ 2e-6 here) and, by pyhf's own
-``logpdf``, to lie at least as low as pyhf's fits; the ``pyhf-path`` mode (pyhf's SLSQP fits, exact gradient) against pyhf's
-default fits.
+``logpdf``, to lie at least as low as pyhf's fits; the ``pyhf-path`` mode (pyhf's SLSQP
+fits, exact gradient) against pyhf's default fits.
 """
 from __future__ import annotations
 
