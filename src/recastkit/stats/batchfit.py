@@ -697,6 +697,10 @@ def _newton_step(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return -grad / scale
 
 
+#: Two minima of −2 ln L closer than this are the same minimum (fits converge to ~1e-12).
+SAME_MINIMUM = 1e-8
+
+
 @dataclass(frozen=True)
 class Hypotest:
     """CLs at one μ with the q̃μ test statistic (pyhf's asymptotic calculator)."""
@@ -743,10 +747,14 @@ class ClsCalculator:
             # with μ fixed far from μ̂ the likelihood can have several minima (SUSY-2018-31:
             # JER parameters at ±0.6, 2 ln L apart by 0.1): also follow pyhf's own fit from
             # its start into its minimum, finish that to floating-point precision and keep
-            # the lower of the two converged minima
+            # the lower of the two converged minima. Only a clearly lower one replaces the
+            # warm-started fit: two runs into the same minimum differ in the last bits, and
+            # SLSQP's path in those bits with the BLAS threads (results must not depend on
+            # the process they were computed in)
             path = fit(self.model, n, aux, fix_poi=mu)
             other = fit_exact(self.model, n, aux, init=path.theta, fix_poi=mu)
-            if (other.converged, -other.twice_nll) > (fixed.converged, -fixed.twice_nll):
+            lower = other.twice_nll < fixed.twice_nll - SAME_MINIMUM
+            if other.converged and (lower or not fixed.converged):
                 fixed = other
         self.fits.append(fixed)
         q = max(fixed.twice_nll - free.twice_nll, 0.0)
