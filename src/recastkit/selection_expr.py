@@ -80,12 +80,16 @@ class Kind(Enum):
 
 @dataclass
 class Obj:
-    """The i-th object of a collection in every event (``valid``: the event has it)."""
+    """The i-th object of a collection in every event (NaN fields where an event has fewer).
+
+    Fields are taken from the collection by one compiled pass per field (and cached), never
+    through a per-event index array.
+    """
 
     coll: Collection | None
-    index: npt.NDArray[np.int64]
-    valid: BoolArray
+    position: int
     fields: Mapping[str, Float64Array] | None = None  # per-event fields (MET)
+    active: BoolArray = field(default_factory=lambda: _ALL)  # events computed (empty: all)
     _got: dict[str, Float64Array] = field(default_factory=dict)
     _vec: Vec | None = None
 
@@ -101,14 +105,10 @@ class Obj:
         if out is not None:
             return out
         assert self.coll is not None
-        arr = self.coll.fields[name]
-        if arr.size == 0:
-            out = np.full(n, np.nan)
-        else:
-            out = arr[self.index].astype(np.float64)
-            out[~self.valid] = np.nan
-        self._got[name] = out
-        return out
+        got: Float64Array = _take(self.coll.offsets, self.coll.fields[name], self.position,
+                                  self.active)
+        self._got[name] = got
+        return got
 
     def vec(self, n: int) -> Vec:
         """The four-vector (computed once)."""
@@ -118,8 +118,10 @@ class Obj:
                 px, py = pt * np.cos(phi), pt * np.sin(phi)
                 self._vec = Vec(px, py, np.zeros(n), pt.copy())
             else:
-                self._vec = Vec(*_p4(self.get("pt", n), self.get("eta", n),
-                                     self.get("phi", n), self.get("mass", n)))
+                assert self.coll is not None
+                f = self.coll.fields
+                self._vec = Vec(*_element_p4(self.coll.offsets, f["pt"], f["eta"], f["phi"],
+                                             f["mass"], self.position, self.active))
         return self._vec
 
 
@@ -133,8 +135,53 @@ class Vec:
     e: Float64Array
 
 
+#: The "every event is active" marker handed to kernels (an empty mask).
+_ALL: BoolArray = np.zeros(0, dtype=bool)
+
+
+@dataclass(kw_only=True)
+class _Memo:
+    """Values of evaluated sub-expressions, valid for the events they were computed on.
+
+    Expensive values (objects, four-vector sums, their fields) are computed only for the
+    *active* events: those passing the cuts named by ``active_key`` (the cumulative cuts of the
+    region being evaluated). A value computed under a key is valid for every key extending it
+    (a subset of its events), so the three regions of an analysis sharing a preselection share
+    its values. Elsewhere it may be NaN: every expression is per event, and values of inactive
+    events are never used (cuts are combined with the active mask, histograms fill a subset).
+    """
+
+    active: BoolArray | None = None
+    active_key: tuple[str, ...] = ()
+    memo: dict[str, list[tuple[tuple[str, ...], Any]]] = field(default_factory=dict)
+
+    def set_active(self, mask: BoolArray | None, key: tuple[str, ...]) -> None:
+        """Evaluate from now on for the events of ``mask`` (``None``: all), named ``key``."""
+        self.active = mask
+        self.active_key = key
+
+    @property
+    def active_mask(self) -> BoolArray:
+        """The active mask for kernels (empty: every event)."""
+        return _ALL if self.active is None else self.active
+
+    def recall(self, key: str) -> Any:
+        """The value of ``key`` valid for the active events, or ``None``."""
+        entries = self.memo.get(key)
+        if entries:
+            cur = self.active_key
+            for where, value in entries:
+                if cur[:len(where)] == where:
+                    return value
+        return None
+
+    def keep(self, key: str, value: Any) -> None:
+        """Remember ``value`` of ``key``, computed for the active events."""
+        self.memo.setdefault(key, []).append((self.active_key, value))
+
+
 @dataclass
-class Frame:
+class Frame(_Memo):
     """The values an expression is evaluated on: one chunk's collections after object cuts.
 
     Attributes:
@@ -143,7 +190,7 @@ class Frame:
         met: MET fields per event (``pt``, ``phi``), if read.
         event_fields: Scalar per-event values by name.
         hook_events: Builds the awkward record array handed to Python hooks.
-        cache: Values of already evaluated sub-expressions (by canonical text).
+        cache: Values of Python hooks (by hook reference), for every event.
     """
 
     n_events: int
@@ -164,7 +211,7 @@ class Frame:
 
 
 @dataclass
-class ObjectFrame:
+class ObjectFrame(_Memo):
     """Per-object cut evaluation: flat field arrays of one collection."""
 
     n_events: int  # number of objects here
@@ -315,6 +362,19 @@ def sort_by_pt(coll: Collection) -> Collection:
     return Collection(coll.offsets, {k: v[perm] for k, v in coll.fields.items()})
 
 
+def select_sorted(coll: Collection, keep: BoolArray | None) -> Collection:
+    """The objects where ``keep`` is true (all if ``None``), each event's in decreasing pT.
+
+    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable), with one
+    gather per field instead of two.
+    """
+    pt = coll.fields["pt"]
+    if keep is None:
+        keep = np.ones(pt.size, dtype=bool)
+    offsets, perm = _select_sort(coll.offsets, keep, pt)
+    return Collection(offsets, {k: v[perm] for k, v in coll.fields.items()})
+
+
 def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
     """Objects where ``keep`` is true (order kept)."""
     if keep.all():
@@ -327,15 +387,9 @@ def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
 
 
 def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str]) -> Collection:
-    """Merge two pT-sorted collections into one pT-sorted collection of ``fields``."""
+    """Merge two pT-sorted collections into one pT-sorted collection of ``fields`` (float64)."""
     offsets, from_b, index = _merge_perm(a.offsets, a.fields["pt"], b.offsets, b.fields["pt"])
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name in fields:
-        fa = a.fields[name].astype(np.float64, copy=False)
-        fb = b.fields[name].astype(np.float64, copy=False)
-        va = fa[np.where(from_b, 0, index)] if fa.size else np.zeros(index.size)
-        vb = fb[np.where(from_b, index, 0)] if fb.size else np.zeros(index.size)
-        out[name] = np.where(from_b, vb, va)
+    out = {name: _merge_take(from_b, index, a.fields[name], b.fields[name]) for name in fields}
     return Collection(offsets, out)
 
 
@@ -360,21 +414,280 @@ def _p4(pt: Any, eta: Any, phi: Any, mass: Any) -> Any:  # pragma: no cover - co
     return px, py, pz, e
 
 
-def _element(coll: Collection, i: int) -> Obj:
-    counts = coll.counts
-    valid = counts > i
-    idx = np.where(valid, coll.offsets[:-1] + i, 0)
-    return Obj(coll, idx, valid)
+@numba.njit(cache=True, nogil=True)
+def _take(offsets: Any, values: Any, i: int, active: Any) -> Any:  # pragma: no cover
+    """Field of each event's i-th object as float64 (NaN where the event has fewer).
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for ev in range(n):
+        k = offsets[ev] + i
+        if k < offsets[ev + 1] and (every or active[ev]):
+            out[ev] = np.float64(values[k])
+        else:
+            out[ev] = np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _element_p4(  # noqa: PLR0917 - numba kernels take positional arguments
+        offsets: Any, pt: Any, eta: Any, phi: Any, mass: Any, i: int, active: Any,
+) -> Any:  # pragma: no cover - compiled
+    """(px, py, pz, E) of each event's i-th object (NaN where missing); as :func:`_p4`.
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
+    px = np.empty(n)
+    py = np.empty(n)
+    pz = np.empty(n)
+    e = np.empty(n)
+    for ev in range(n):
+        k = offsets[ev] + i
+        if k < offsets[ev + 1] and (every or active[ev]):
+            p = np.float64(pt[k])
+            f = np.float64(phi[k])
+            x = p * math.cos(f)
+            y = p * math.sin(f)
+            z = p * math.sinh(np.float64(eta[k]))
+            m = np.float64(mass[k])
+            px[ev] = x
+            py[ev] = y
+            pz[ev] = z
+            e[ev] = math.sqrt(x * x + y * y + z * z + m * m)
+        else:
+            px[ev] = np.nan
+            py[ev] = np.nan
+            pz[ev] = np.nan
+            e[ev] = np.nan
+    return px, py, pz, e
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_p4(  # noqa: PLR0917
+        offsets: Any, pt: Any, eta: Any, phi: Any, mass: Any, positions: Any, active: Any,
+) -> Any:  # pragma: no cover - compiled
+    """(px, py, pz, E) of ``c[p0] + c[p1] + ...`` added left to right (NaN if one is missing).
+
+    Each object's four-vector as :func:`_p4`, the sum in the order of :func:`_add`; only for
+    the ``active`` events (an empty mask: all), NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
+    px = np.full(n, np.nan)
+    py = np.full(n, np.nan)
+    pz = np.full(n, np.nan)
+    e = np.full(n, np.nan)
+    for ev in range(n):
+        if not (every or active[ev]):
+            continue
+        s = offsets[ev]
+        count = offsets[ev + 1] - s
+        ok = True
+        for p in positions:
+            if p >= count:
+                ok = False
+        if not ok:
+            continue
+        sx = 0.0
+        sy = 0.0
+        sz = 0.0
+        se = 0.0
+        for j in range(positions.shape[0]):
+            k = s + positions[j]
+            q = np.float64(pt[k])
+            f = np.float64(phi[k])
+            x = q * math.cos(f)
+            y = q * math.sin(f)
+            z = q * math.sinh(np.float64(eta[k]))
+            m = np.float64(mass[k])
+            en = math.sqrt(x * x + y * y + z * z + m * m)
+            if j == 0:
+                sx = x
+                sy = y
+                sz = z
+                se = en
+            else:
+                sx = sx + x
+                sy = sy + y
+                sz = sz + z
+                se = se + en
+        px[ev] = sx
+        py[ev] = sy
+        pz[ev] = sz
+        e[ev] = se
+    return px, py, pz, e
+
+
+@numba.njit(cache=True, nogil=True)
+def _mass_kernel(px: Any, py: Any, pz: Any, e: Any, active: Any) -> Any:  # pragma: no cover
+    """sqrt(max(E² - p², 0)) in one pass (NaN stays NaN), the operations of numpy's order.
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = px.shape[0]
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for i in range(n):
+        if not (every or active[i]):
+            out[i] = np.nan
+            continue
+        m2 = e[i] * e[i] - px[i] * px[i] - py[i] * py[i] - pz[i] * pz[i]
+        if np.isnan(m2):
+            out[i] = np.nan
+        elif m2 >= 0.0:
+            out[i] = math.sqrt(m2)
+        else:
+            out[i] = 0.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _pt_kernel(px: Any, py: Any, active: Any) -> Any:  # pragma: no cover - compiled
+    """hypot(px, py) (as ``np.hypot``) for the ``active`` events (empty: all), NaN elsewhere."""
+    n = px.shape[0]
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = math.hypot(px[i], py[i]) if every or active[i] else np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def masked_sums(sel: Any, weights: Any) -> Any:  # pragma: no cover - compiled
+    """Events where ``sel`` holds, and per row of ``weights`` Σw and Σw² over them.
+
+    Sums are taken in blocks of 4096 events (partial sums added), rounding error ~1e-13.
+    """
+    k = weights.shape[0]
+    n = sel.shape[0]
+    total = np.zeros((k, 2))
+    part = np.zeros((k, 2))
+    count = 0
+    for start in range(0, n, 4096):
+        part[:] = 0.0
+        for i in range(start, min(start + 4096, n)):
+            if sel[i]:
+                count += 1
+                for j in range(k):
+                    wv = weights[j, i]
+                    part[j, 0] += wv
+                    part[j, 1] += wv * wv
+        total += part
+    return count, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_take(from_b: Any, index: Any, fa: Any, fb: Any) -> Any:  # pragma: no cover
+    """Field values of a merge (:func:`_merge_perm`) as float64."""
+    n = index.shape[0]
+    out = np.empty(n)
+    for k in range(n):
+        if from_b[k]:
+            out[k] = np.float64(fb[index[k]])
+        else:
+            out[k] = np.float64(fa[index[k]])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_sort(offsets: Any, keep: Any, pt: Any) -> Any:  # pragma: no cover - compiled
+    """(offsets, index) of the kept objects, each event's in decreasing pT (stable; NaN last)."""
+    n = offsets.shape[0] - 1
+    total = 0
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            total += 1
+    out_offsets = np.empty(n + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    perm = np.empty(total, dtype=np.int64)
+    k = 0
+    for ev in range(n):
+        s = k
+        for i in range(offsets[ev], offsets[ev + 1]):
+            if not keep[i]:
+                continue
+            v = pt[i]
+            if np.isnan(v):
+                v = -np.inf
+            j = k - 1
+            while j >= s:
+                u = pt[perm[j]]
+                if np.isnan(u):
+                    u = -np.inf
+                if u >= v:
+                    break
+                perm[j + 1] = perm[j]
+                j -= 1
+            perm[j + 1] = i
+            k += 1
+        out_offsets[ev + 1] = k
+    return out_offsets, perm
+
+
+@numba.njit(cache=True, nogil=True)
+def hist_sums(  # noqa: PLR0917
+        x: Any, idx: Any, weights: Any, nbins: int, low: float, high: float,
+) -> Any:  # pragma: no cover - compiled
+    """(Σw, Σw²) per bin (with flow) of ``x[idx]`` for every row of ``weights``.
+
+    Binning as :func:`hist_bins`; NaN values are not filled. Sums start from zero and add in
+    event order (``np.bincount``'s order).
+    """
+    k = weights.shape[0]
+    out = np.zeros((k, nbins + 2, 2))
+    width = high - low
+    for i in idx:
+        v = x[i]
+        if np.isnan(v):
+            continue
+        z = (v - low) / width
+        if z < 0:
+            b = 0
+        elif z >= 1:
+            b = nbins + 1
+        else:
+            b = int(z * nbins) + 1
+        for j in range(k):
+            wv = weights[j, i]
+            out[j, b, 0] += wv
+            out[j, b, 1] += wv * wv
+    return out
+
+
+def _element(coll: Collection, i: int, frame: Any) -> Obj:
+    return Obj(coll, i, active=frame.active_mask)
 
 
 def _element_cached(frame: Any, key: str, coll: Collection, i: int) -> Obj:
-    """The element ``key[i]`` shared through the frame cache (same key as ``c[i]`` nodes)."""
+    """The element ``key[i]`` shared through the frame's memo (same key as ``c[i]`` nodes)."""
     k = f"{key}[{i}]"
-    obj = frame.cache.get(k)
+    obj = frame.recall(k)
     if obj is None:
-        obj = _element(coll, i)
-        frame.cache[k] = obj
+        obj = _element(coll, i, frame)
+        frame.keep(k, obj)
     return obj  # type: ignore[no-any-return]
+
+
+def _sum_terms(frame: Any, terms: tuple[tuple[str, int], ...]) -> Vec:
+    """The four-vector sum of the objects ``terms`` ((collection, position), left to right)."""
+    names = {c for c, _ in terms}
+    if len(names) == 1:
+        coll = frame.collections[terms[0][0]]
+        f = coll.fields
+        positions = np.array([i for _, i in terms], dtype=np.int64)
+        return Vec(*_sum_p4(coll.offsets, f["pt"], f["eta"], f["phi"], f["mass"], positions,
+                            frame.active_mask))
+    n = frame.n_events
+    c0, i0 = terms[0]
+    total = _element_cached(frame, c0, frame.collections[c0], i0).vec(n)
+    for c, i in terms[1:]:
+        total = _add(total, _element_cached(frame, c, frame.collections[c], i).vec(n))
+    return total
 
 
 def _vec_of(x: Obj | Vec, n: int) -> Vec:
@@ -398,15 +711,14 @@ def _slice(frame: Any, key: str, coll: Collection, lo: int, hi: int) -> Vec:
     return total
 
 
-def _mass(v: Vec) -> Float64Array:
-    m2 = v.e * v.e - v.px * v.px - v.py * v.py - v.pz * v.pz
-    out: Float64Array = np.sqrt(np.maximum(m2, 0.0))
-    out[np.isnan(m2)] = np.nan
+def _mass(v: Vec, active: BoolArray = _ALL) -> Float64Array:
+    out: Float64Array = _mass_kernel(v.px, v.py, v.pz, v.e, active)
     return out
 
 
-def _pt(v: Vec) -> Float64Array:
-    return np.hypot(v.px, v.py)
+def _pt(v: Vec, active: BoolArray = _ALL) -> Float64Array:
+    out: Float64Array = _pt_kernel(v.px, v.py, active)
+    return out
 
 
 def _eta(v: Vec) -> Float64Array:
@@ -482,6 +794,14 @@ class _Node:
     events: set[str]
     const: Any = None
     coll: str | None = None
+    #: A sum of objects added left to right ((collection, position), ...); one object for
+    #: ``c[i]``. Such sums are computed by one kernel and share one key however written
+    #: (``c[0:2]`` and ``c[0] + c[1]``).
+    terms: tuple[tuple[str, int], ...] | None = None
+
+
+def _terms_key(terms: tuple[tuple[str, int], ...]) -> str:
+    return "p4sum(" + ", ".join(f"{c}[{i}]" for c, i in terms) + ")"
 
 
 def _merge_uses(*nodes: _Node) -> tuple[dict[str, set[str]], set[str]]:
@@ -496,11 +816,10 @@ def _merge_uses(*nodes: _Node) -> tuple[dict[str, set[str]], set[str]]:
 
 def _memo(key: str, fn: Evaluator) -> Evaluator:
     def run(frame: Any) -> Any:
-        cache = frame.cache
-        if key in cache:
-            return cache[key]
-        value = fn(frame)
-        cache[key] = value
+        value = frame.recall(key)
+        if value is None:
+            value = fn(frame)
+            frame.keep(key, value)
         return value
     return run
 
@@ -577,13 +896,23 @@ class _Compiler:
         raise self.fail(node, f"expected an object or a sum of objects, got a {nd.kind.value}")
 
     def make(self, kind: Kind, fn: Evaluator, key: str, *deps: _Node, coll: str | None = None,
-             extra: Mapping[str, set[str]] | None = None, memo: bool = True) -> _Node:
+             extra: Mapping[str, set[str]] | None = None, memo: bool = True,
+             terms: tuple[tuple[str, int], ...] | None = None) -> _Node:
         uses, events = _merge_uses(*deps)
         for k, v in (extra or {}).items():
             uses.setdefault(k, set()).update(v)
         # objects, sums and function values are kept for the chunk (shared by every cut and
         # observable using them); cheap elementwise results are recomputed instead of held
-        return _Node(kind, _memo(key, fn) if memo else fn, key, uses, events, coll=coll)
+        return _Node(kind, _memo(key, fn) if memo else fn, key, uses, events, coll=coll,
+                     terms=terms)
+
+    def p4sum(self, terms: tuple[tuple[str, int], ...], *deps: _Node, coll: str | None,
+              extra: Mapping[str, set[str]]) -> _Node:
+        """A sum of objects added left to right, by one kernel."""
+        def run(f: Any, t: tuple[tuple[str, int], ...] = terms) -> Any:
+            return _sum_terms(f, t)
+        return self.make(Kind.VEC, run, _terms_key(terms), *deps, coll=coll, extra=extra,
+                         terms=terms)
 
     # -- dispatch
     def node(self, node: ast.AST) -> _Node:
@@ -641,8 +970,7 @@ class _Compiler:
             def met(f: Any) -> Any:
                 if f.met is None:
                     raise ExpressionError("met is used but was not read")
-                return Obj(None, np.zeros(0, dtype=np.int64), np.ones(f.n_events, dtype=bool),
-                           f.met)
+                return Obj(None, 0, f.met)
             return _Node(Kind.OBJ, met, "met", {"met": {"pt", "phi"}}, set(), coll="met")
         if name in scope.event_fields:
             def ev(f: Any, k: str = name) -> Any:
@@ -698,6 +1026,10 @@ class _Compiler:
             lo = self._int(node.slice.lower, 0)
             hi = self._int(node.slice.upper, None)
 
+            if hi > lo:
+                return self.p4sum(tuple((cname, i) for i in range(lo, hi)), base, coll=cname,
+                                  extra=kin)
+
             def sl(f: Any, b: Evaluator = base.fn, a: int = lo, z: int = hi,
                    k: str = base.key) -> Any:
                 return _slice(f, k, b(f), a, z)
@@ -706,8 +1038,9 @@ class _Compiler:
         i = self._int(node.slice, None)
 
         def el(f: Any, b: Evaluator = base.fn, k: int = i) -> Any:
-            return _element(b(f), k)
-        return self.make(Kind.OBJ, el, f"{base.key}[{i}]", base, coll=cname)
+            return _element(b(f), k, f)
+        return self.make(Kind.OBJ, el, f"{base.key}[{i}]", base, coll=cname,
+                         terms=((cname, i),))
 
     def call(self, node: ast.Call) -> _Node:
         if not isinstance(node.func, ast.Name):
@@ -779,11 +1112,13 @@ class _Compiler:
                 def getf(f: Any, o: Evaluator = x.fn, k: str = fld) -> Any:
                     return o(f).get(k, f.n_events)
                 return self.make(Kind.NUM, getf, key, x, extra={cname: {fld}})
-            func = {"m": _mass, "pt": _pt, "eta": _eta, "phi": _phi,
-                    "e": lambda v: v.e}[fname]
+            func: Callable[[Vec, BoolArray], Any] = {
+                "m": _mass, "pt": _pt, "eta": lambda v, a: _eta(v), "phi": lambda v, a: _phi(v),
+                "e": lambda v, a: v.e}[fname]
 
-            def kin(f: Any, o: Evaluator = x.fn, g: Callable[[Vec], Any] = func) -> Any:
-                return g(_vec_of(o(f), f.n_events))
+            def kin(f: Any, o: Evaluator = x.fn, g: Callable[[Vec, BoolArray], Any] = func
+                    ) -> Any:
+                return g(_vec_of(o(f), f.n_events), f.active_mask)
             return self.make(Kind.NUM, kin, key, x, extra={cname: set(KINEMATIC_FIELDS)}
                              if x.kind is Kind.OBJ and cname != "met" else None)
         # dr, dphi
@@ -831,6 +1166,9 @@ class _Compiler:
             for nd in (a, b):
                 if nd.kind is Kind.OBJ and nd.coll and nd.coll != "met":
                     extra.setdefault(nd.coll, set()).update(KINEMATIC_FIELDS)
+            if a.terms is not None and b.terms is not None and len(b.terms) == 1:
+                # (a0 + a1 + ...) + b: still a left-to-right sum of objects
+                return self.p4sum(a.terms + b.terms, a, b, extra=extra, coll=None)
             return self.make(Kind.VEC, add, key, a, b, extra=extra)
         op_type = type(node.op)
         if op_type not in _BIN:
@@ -980,3 +1318,20 @@ def warm_up() -> None:
             _segment_reduce(offsets, pt, op)
     _merge_perm(offsets, np.ones(3), offsets, np.ones(3, dtype=np.float32))
     _p4(np.ones(3), np.ones(3), np.ones(3), np.ones(3))
+    ones = np.ones(3)
+    for values in (ones, ones.astype(np.float32), ones.astype(np.int32), ones.astype(bool)):
+        for active in (_ALL, np.ones(2, dtype=bool)):
+            _take(offsets, values, 1, active)
+    keep = np.ones(3, dtype=bool)
+    _select_sort(offsets, keep, ones)
+    _select_sort(offsets, keep, ones.astype(np.float32))
+    for active in (_ALL, np.ones(2, dtype=bool)):
+        _element_p4(offsets, ones, ones, ones, ones, 0, active)
+        _sum_p4(offsets, ones, ones, ones, ones, np.arange(2), active)
+    for active in (_ALL, np.ones(3, dtype=bool)):
+        _mass_kernel(ones, ones, ones, ones, active)
+        _pt_kernel(ones, ones, active)
+    masked_sums(keep, np.ones((2, 3)))
+    for a in (ones, ones.astype(np.int32), ones.astype(np.float32)):
+        _merge_take(keep, np.zeros(3, dtype=np.int64), a, a)
+    hist_sums(ones, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)
