@@ -695,7 +695,7 @@ def _object_keep(coll: Collection, cuts: tuple[Compiled | None, ...], layout_nam
             mask = np.asarray(coll.fields["btag"], dtype=np.float64) > \
                 DEFAULT_BTAG_MIN[layout_name]
         else:
-            mask = c.mask(ObjectFrame(coll.fields["pt"].size, coll.fields))
+            mask = c.mask(ObjectFrame(int(coll.offsets[-1]), coll.fields))
         keep = mask if keep is None else keep & mask
     return keep
 
@@ -715,12 +715,8 @@ def build_frame(chunk: ObjectChunk, cc: CompiledConfig, layout_name: str) -> Fra
             continue
         if source == "electrons+muons":
             ele, mu = colls["electrons"], colls["muons"]
-            fields = sorted((set(ele.fields) & set(mu.fields)) | {"flavour"})
-            ele = Collection(ele.offsets, {**ele.fields, "flavour": np.full(
-                ele.fields["pt"].size, 11.0)})
-            mu = Collection(mu.offsets, {**mu.fields, "flavour": np.full(
-                mu.fields["pt"].size, 13.0)})
-            coll = merge_by_pt(ele, mu, fields)
+            fields = sorted((set(ele.fields) & set(mu.fields)) - {"flavour"})
+            coll = merge_by_pt(ele, mu, fields, {"flavour": (11.0, 13.0)})
         else:
             coll = colls[source]
         keep = _object_keep(coll, cuts, layout_name)

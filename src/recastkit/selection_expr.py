@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -175,9 +175,9 @@ class _Memo:
                     return value
         return None
 
-    def keep(self, key: str, value: Any) -> None:
-        """Remember ``value`` of ``key``, computed for the active events."""
-        self.memo.setdefault(key, []).append((self.active_key, value))
+    def keep(self, key: str, value: Any, every: bool = False) -> None:
+        """Remember ``value`` of ``key``, computed for the active events (or ``every`` one)."""
+        self.memo.setdefault(key, []).append(((), value) if every else (self.active_key, value))
 
 
 @dataclass
@@ -362,35 +362,88 @@ def sort_by_pt(coll: Collection) -> Collection:
     return Collection(coll.offsets, {k: v[perm] for k, v in coll.fields.items()})
 
 
+class GatheredFields(Mapping[str, npt.NDArray[Any]]):
+    """Fields ``base[name][index]``, each gathered on first access only (then kept).
+
+    A selection of a selection composes the indices, so a derived collection (``bjets``)
+    gathers its fields straight from the chunk's arrays, and fields nobody reads (the jets'
+    own fields when only ``n(jets)`` and ``bjets`` are used) are never gathered.
+    """
+
+    def __init__(self, base: Mapping[str, npt.NDArray[Any]], index: npt.NDArray[np.int64]
+                 ) -> None:
+        self.base = base
+        self.index = index
+        self._got: dict[str, npt.NDArray[Any]] = {}
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        out = self._got.get(name)
+        if out is None:
+            out = self._got[name] = self.base[name][self.index]
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def select(self, idx: npt.NDArray[np.int64]) -> GatheredFields:
+        """The fields of the objects ``idx`` of these."""
+        return GatheredFields(self.base, self.index[idx])
+
+
+def _gathered(fields: Mapping[str, npt.NDArray[Any]], idx: npt.NDArray[np.int64]
+              ) -> GatheredFields:
+    if isinstance(fields, GatheredFields):
+        return fields.select(idx)
+    return GatheredFields(fields, idx)
+
+
 def select_sorted(coll: Collection, keep: BoolArray | None) -> Collection:
     """The objects where ``keep`` is true (all if ``None``), each event's in decreasing pT.
 
-    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable), with one
-    gather per field instead of two.
+    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable); fields are
+    gathered once, when first read (:class:`GatheredFields`).
     """
     pt = coll.fields["pt"]
     if keep is None:
         keep = np.ones(pt.size, dtype=bool)
     offsets, perm = _select_sort(coll.offsets, keep, pt)
-    return Collection(offsets, {k: v[perm] for k, v in coll.fields.items()})
+    return Collection(offsets, _gathered(coll.fields, perm))
 
 
 def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
-    """Objects where ``keep`` is true (order kept)."""
+    """Objects where ``keep`` is true (order kept; fields gathered when first read)."""
     if keep.all():
         return coll
     cs = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(keep, out=cs[1:])
     offsets = cs[coll.offsets]
     idx = np.flatnonzero(keep)
-    return Collection(offsets, {k: v[idx] for k, v in coll.fields.items()})
+    return Collection(offsets, _gathered(coll.fields, idx))
 
 
-def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str]) -> Collection:
-    """Merge two pT-sorted collections into one pT-sorted collection of ``fields`` (float64)."""
+def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str],
+                constants: Mapping[str, tuple[float, float]] | None = None) -> Collection:
+    """Merge two pT-sorted collections into one pT-sorted collection of ``fields`` (float64).
+
+    ``constants``: field -> (value for a's objects, value for b's), e.g. the lepton flavour.
+    """
     offsets, from_b, index = _merge_perm(a.offsets, a.fields["pt"], b.offsets, b.fields["pt"])
-    out = {name: _merge_take(from_b, index, a.fields[name], b.fields[name]) for name in fields}
-    return Collection(offsets, out)
+    # read the fields of lazily gathered collections at their source (no gather of a or b)
+    fa, fb = a.fields, b.fields
+    if isinstance(fa, GatheredFields) or isinstance(fb, GatheredFields):
+        ia = fa.index if isinstance(fa, GatheredFields) else None
+        ib = fb.index if isinstance(fb, GatheredFields) else None
+        index = _compose(from_b, index, np.arange(0) if ia is None else ia,
+                         np.arange(0) if ib is None else ib)
+        fa = fa.base if isinstance(fa, GatheredFields) else fa
+        fb = fb.base if isinstance(fb, GatheredFields) else fb
+    out = {name: _merge_take(from_b, index, fa[name], fb[name]) for name in fields}
+    for name, (va, vb) in (constants or {}).items():
+        out[name] = np.where(from_b, vb, va)
+    return Collection(offsets, {k: out[k] for k in sorted(out)})
 
 
 @numba.njit(cache=True, nogil=True)
@@ -579,6 +632,19 @@ def masked_sums(sel: Any, weights: Any) -> Any:  # pragma: no cover - compiled
                     part[j, 1] += wv * wv
         total += part
     return count, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _compose(from_b: Any, index: Any, ia: Any, ib: Any) -> Any:  # pragma: no cover - compiled
+    """``index`` of a merge mapped through a's and b's own indices (empty: identity)."""
+    out = np.empty_like(index)
+    for k in range(index.shape[0]):
+        j = index[k]
+        if from_b[k]:
+            out[k] = ib[j] if ib.shape[0] else j
+        else:
+            out[k] = ia[j] if ia.shape[0] else j
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -814,12 +880,14 @@ def _merge_uses(*nodes: _Node) -> tuple[dict[str, set[str]], set[str]]:
     return uses, events
 
 
-def _memo(key: str, fn: Evaluator) -> Evaluator:
+def _memo(key: str, fn: Evaluator, every: bool = False) -> Evaluator:
+    """``fn`` evaluated once per chunk and active events (``every``: once per chunk, a value
+    computed for every event whatever the active ones)."""
     def run(frame: Any) -> Any:
         value = frame.recall(key)
         if value is None:
             value = fn(frame)
-            frame.keep(key, value)
+            frame.keep(key, value, every)
         return value
     return run
 
@@ -897,13 +965,13 @@ class _Compiler:
 
     def make(self, kind: Kind, fn: Evaluator, key: str, *deps: _Node, coll: str | None = None,
              extra: Mapping[str, set[str]] | None = None, memo: bool = True,
-             terms: tuple[tuple[str, int], ...] | None = None) -> _Node:
+             terms: tuple[tuple[str, int], ...] | None = None, every: bool = False) -> _Node:
         uses, events = _merge_uses(*deps)
         for k, v in (extra or {}).items():
             uses.setdefault(k, set()).update(v)
         # objects, sums and function values are kept for the chunk (shared by every cut and
         # observable using them); cheap elementwise results are recomputed instead of held
-        return _Node(kind, _memo(key, fn) if memo else fn, key, uses, events, coll=coll,
+        return _Node(kind, _memo(key, fn, every) if memo else fn, key, uses, events, coll=coll,
                      terms=terms)
 
     def p4sum(self, terms: tuple[tuple[str, int], ...], *deps: _Node, coll: str | None,
@@ -989,7 +1057,7 @@ class _Compiler:
             def jag(f: Any, b: Evaluator = base.fn, k: str = fname) -> Any:
                 c = b(f)
                 return c.offsets, c.fields[k]
-            return self.make(Kind.JAGGED, jag, f"{base.key}.{fname}", base, coll=cname,
+            return self.make(Kind.JAGGED, jag, f"{base.key}.{fname}", base, coll=cname, every=True,
                              extra={cname: {fname}})
         if base.kind is Kind.OBJ:
             cname = base.coll or ""
@@ -1078,7 +1146,7 @@ class _Compiler:
 
             def count(f: Any, x: Evaluator = c.fn) -> Any:
                 return np.diff(x(f).offsets).astype(np.float64)
-            return self.make(Kind.NUM, count, key, c)
+            return self.make(Kind.NUM, count, key, c, every=True)
         if fname in ("sum", "max", "min") and nargs == 1:
             j = args[0]
             if j.kind is not Kind.JAGGED:
@@ -1089,7 +1157,7 @@ class _Compiler:
             def red(f: Any, x: Evaluator = j.fn, o: int = code) -> Any:
                 offsets, values = x(f)
                 return _segment_reduce(offsets, values, o)
-            return self.make(Kind.NUM, red, key, j)
+            return self.make(Kind.NUM, red, key, j, every=True)
         if fname in ("max", "min"):
             need(2)
             a = self.num(args[0], node.args[0])
@@ -1332,6 +1400,8 @@ def warm_up() -> None:
         _mass_kernel(ones, ones, ones, ones, active)
         _pt_kernel(ones, ones, active)
     masked_sums(keep, np.ones((2, 3)))
+    idx = np.zeros(3, dtype=np.int64)
+    _compose(keep, idx, idx, idx)
     for a in (ones, ones.astype(np.int32), ones.astype(np.float32)):
         _merge_take(keep, np.zeros(3, dtype=np.int64), a, a)
     hist_sums(ones, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)
