@@ -707,11 +707,17 @@ def build_frame(chunk: ObjectChunk, cc: CompiledConfig, layout_name: str) -> Fra
     sorted and gathered, in one pass.
     """
     colls: dict[str, Collection] = {}
+    kept: dict[str, tuple[Collection, npt.NDArray[np.bool_] | None]] = {}  # raw, keep
     for name in cc.order:
         source, cuts = cc.objects[name]
-        if source == name:
-            raw = chunk.collections[name]
-            colls[name] = select_sorted(raw, _object_keep(raw, cuts, layout_name))
+        if source == name or source in kept:
+            # a base collection, or one derived from it: cut the stored objects (all cuts are
+            # per object), sort only those kept
+            raw, keep = (chunk.collections[name], None) if source == name else kept[source]
+            more = _object_keep(raw, cuts, layout_name)
+            keep = more if keep is None else keep if more is None else keep & more
+            kept[name] = (raw, keep)
+            colls[name] = select_sorted(raw, keep)
             continue
         if source == "electrons+muons":
             ele, mu = colls["electrons"], colls["muons"]

@@ -365,16 +365,27 @@ def sort_by_pt(coll: Collection) -> Collection:
 class GatheredFields(Mapping[str, npt.NDArray[Any]]):
     """Fields ``base[name][index]``, each gathered on first access only (then kept).
 
-    A selection of a selection composes the indices, so a derived collection (``bjets``)
-    gathers its fields straight from the chunk's arrays, and fields nobody reads (the jets'
-    own fields when only ``n(jets)`` and ``bjets`` are used) are never gathered.
+    A selection of a selection composes the indices, so a derived collection gathers its
+    fields straight from the chunk's arrays, and fields nobody reads are never gathered. The
+    index itself may be computed on first use (``make_index``: the pT ordering of a
+    collection of which only the number of objects is used is never computed).
     """
 
-    def __init__(self, base: Mapping[str, npt.NDArray[Any]], index: npt.NDArray[np.int64]
-                 ) -> None:
+    def __init__(self, base: Mapping[str, npt.NDArray[Any]],
+                 index: npt.NDArray[np.int64] | None = None,
+                 make_index: Callable[[], npt.NDArray[np.int64]] | None = None) -> None:
         self.base = base
-        self.index = index
+        self._index = index
+        self._make_index = make_index
         self._got: dict[str, npt.NDArray[Any]] = {}
+
+    @property
+    def index(self) -> npt.NDArray[np.int64]:
+        """Positions of these objects in ``base``."""
+        if self._index is None:
+            assert self._make_index is not None
+            self._index = self._make_index()
+        return self._index
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         out = self._got.get(name)
@@ -400,26 +411,39 @@ def _gathered(fields: Mapping[str, npt.NDArray[Any]], idx: npt.NDArray[np.int64]
     return GatheredFields(fields, idx)
 
 
+def _kept_offsets(offsets: npt.NDArray[np.int64], keep: BoolArray) -> npt.NDArray[np.int64]:
+    cs = np.zeros(keep.size + 1, dtype=np.int64)
+    np.cumsum(keep, out=cs[1:])
+    out: npt.NDArray[np.int64] = cs[offsets]
+    return out
+
+
 def select_sorted(coll: Collection, keep: BoolArray | None) -> Collection:
     """The objects where ``keep`` is true (all if ``None``), each event's in decreasing pT.
 
-    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable); fields are
-    gathered once, when first read (:class:`GatheredFields`).
+    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable). The offsets
+    are computed at once; the ordering when a field is first read, and each field then
+    (:class:`GatheredFields`).
     """
     pt = coll.fields["pt"]
-    if keep is None:
-        keep = np.ones(pt.size, dtype=bool)
-    offsets, perm = _select_sort(coll.offsets, keep, pt)
-    return Collection(offsets, _gathered(coll.fields, perm))
+    mask = np.ones(pt.size, dtype=bool) if keep is None else keep
+    offsets = coll.offsets if keep is None else _kept_offsets(coll.offsets, mask)
+
+    def perm() -> npt.NDArray[np.int64]:
+        out: npt.NDArray[np.int64] = _select_sort(coll.offsets, mask, pt)[1]
+        return out
+
+    base = coll.fields
+    if isinstance(base, GatheredFields):  # a selection of a selection: sort now, compose
+        return Collection(offsets, base.select(perm()))
+    return Collection(offsets, GatheredFields(base, make_index=perm))
 
 
 def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
     """Objects where ``keep`` is true (order kept; fields gathered when first read)."""
     if keep.all():
         return coll
-    cs = np.zeros(keep.size + 1, dtype=np.int64)
-    np.cumsum(keep, out=cs[1:])
-    offsets = cs[coll.offsets]
+    offsets = _kept_offsets(coll.offsets, keep)
     idx = np.flatnonzero(keep)
     return Collection(offsets, _gathered(coll.fields, idx))
 
