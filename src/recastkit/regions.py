@@ -515,6 +515,9 @@ class CompiledConfig:
 
 
 _COMPILED: dict[str, CompiledConfig] = {}
+#: id -> (the configuration, its compilation): skips the content key for the same object
+#: (every chunk of a run); the configuration is held so that its id is not reused.
+_COMPILED_BY_ID: dict[int, tuple[AnalysisConfig, CompiledConfig]] = {}
 
 
 def _fingerprint(config: AnalysisConfig) -> str:
@@ -523,6 +526,9 @@ def _fingerprint(config: AnalysisConfig) -> str:
 
 def compiled(config: AnalysisConfig) -> CompiledConfig:
     """Compile a configuration once per process (cached by its content)."""
+    hit = _COMPILED_BY_ID.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
     key = _fingerprint(config)
     out = _COMPILED.get(key)
     if out is None:
@@ -530,6 +536,9 @@ def compiled(config: AnalysisConfig) -> CompiledConfig:
         if len(_COMPILED) > 64:
             _COMPILED.clear()
         _COMPILED[key] = out
+    if len(_COMPILED_BY_ID) > 64:
+        _COMPILED_BY_ID.clear()
+    _COMPILED_BY_ID[id(config)] = (config, out)
     return out
 
 
