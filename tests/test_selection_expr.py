@@ -21,6 +21,7 @@ from recastkit.selection_expr import (
     hist_sums,
     masked_sums,
     merge_by_pt,
+    merge_select_sorted,
     select_sorted,
     sort_by_pt,
 )
@@ -253,3 +254,27 @@ def test_active_events_give_the_full_values_and_are_not_reused_beyond_them():
     # a sum over two collections goes through the per-object four-vectors
     mixed = compile_expression("m(jets[0] + leptons[1])", "t", SCOPE, Kind.NUM).values(frame)
     np.testing.assert_allclose(mixed, expect, rtol=1e-12)
+
+
+def test_merge_select_sorted_matches_awkward_concatenate_and_stable_sort():
+    import awkward as ak
+
+    rng = np.random.default_rng(5)
+    ca, a = _random_jagged(rng, 1500, 3)
+    cb, b = _random_jagged(rng, 1500, 3)
+    b.fields["pt"][::5] = np.round(b.fields["pt"][::5])  # ties between a and b: a first
+    a.fields["pt"][::5] = np.round(a.fields["pt"][::5])
+    ka, kb = a.fields["eta"] > -1.0, b.fields["btag"] > 0.3
+    got = merge_select_sorted(a, ka, b, kb, ["pt", "eta"], {"flavour": (11.0, 13.0)})
+
+    def arr(counts, coll, keep, flavour):
+        x = ak.unflatten(ak.zip({"pt": coll.fields["pt"], "eta": coll.fields["eta"],
+                                 "flavour": np.full(keep.size, flavour)}), counts)
+        return x[ak.unflatten(keep, counts)]
+
+    both = ak.concatenate([arr(ca, a, ka, 11.0), arr(cb, b, kb, 13.0)], axis=1)
+    key = ak.fill_none(ak.nan_to_none(both.pt), -np.inf)
+    ref = both[ak.argsort(key, axis=1, ascending=False, stable=True)]
+    np.testing.assert_array_equal(got.counts, ak.to_numpy(ak.num(ref)))
+    for name in ("pt", "eta", "flavour"):
+        np.testing.assert_array_equal(got.fields[name], ak.to_numpy(ak.flatten(ref[name])))

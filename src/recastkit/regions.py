@@ -88,6 +88,7 @@ from recastkit.selection_expr import (
     hist_sums,
     masked_sums,
     merge_by_pt,
+    merge_select_sorted,
     select_sorted,
 )
 
@@ -728,7 +729,11 @@ def build_frame(chunk: ObjectChunk, cc: CompiledConfig, layout_name: str) -> Fra
             kept[name] = (raw, keep)
             colls[name] = select_sorted(raw, keep)
             continue
-        if source == "electrons+muons":
+        if source == "electrons+muons" and "electrons" in kept and "muons" in kept:
+            (ra, ka), (rb, kb) = kept["electrons"], kept["muons"]
+            fields = sorted((set(ra.fields) & set(rb.fields)) - {"flavour"})
+            coll = merge_select_sorted(ra, ka, rb, kb, fields, {"flavour": (11.0, 13.0)})
+        elif source == "electrons+muons":
             ele, mu = colls["electrons"], colls["muons"]
             fields = sorted((set(ele.fields) & set(mu.fields)) - {"flavour"})
             coll = merge_by_pt(ele, mu, fields, {"flavour": (11.0, 13.0)})

@@ -244,14 +244,22 @@ class Compiled:
     def mask(self, frame: Any) -> BoolArray:
         """Evaluate a condition: true where it holds (missing -> false)."""
         value, valid = as_bool(self.fn(frame), self.kind)
-        out: BoolArray = np.broadcast_to(value & valid, (frame.n_events,))
+        out: BoolArray = _per_event(value & valid, frame.n_events)
         return out
 
     def values(self, frame: Any) -> Float64Array:
         """Evaluate a number per event (NaN where missing)."""
-        out: Float64Array = np.broadcast_to(as_num(self.fn(frame), self.kind, frame),
-                                            (frame.n_events,))
+        out: Float64Array = _per_event(as_num(self.fn(frame), self.kind, frame), frame.n_events)
         return out
+
+
+def _per_event(value: Any, n: int) -> Any:
+    """``value`` as a read-only view with one entry per event (a constant broadcast)."""
+    if isinstance(value, np.ndarray) and value.shape == (n,):
+        out = value.view()
+        out.flags.writeable = False
+        return out
+    return np.broadcast_to(value, (n,))
 
 
 class ExpressionError(ConfigError):
@@ -322,6 +330,57 @@ def _merge_perm(oa: Any, pa: Any, ob: Any, pb: Any) -> Any:  # pragma: no cover 
                 index[k] = i
                 i += 1
             k += 1
+        offsets[ev + 1] = k
+    return offsets, from_b, index
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_select_sort(  # noqa: PLR0917 - numba kernels take positional arguments
+        oa: Any, keep_a: Any, pa: Any, ob: Any, keep_b: Any, pb: Any,
+) -> Any:  # pragma: no cover - compiled
+    """The kept objects of a and b, each event's in decreasing pT: (offsets, from_b, index).
+
+    A stable sort of each event's kept a-objects followed by its kept b-objects (NaN pT last),
+    which is the merge (:func:`_merge_perm`) of a and b each sorted: a first on ties.
+    ``index`` points into a's or b's stored objects.
+    """
+    n = oa.shape[0] - 1
+    total = 0
+    for i in range(keep_a.shape[0]):
+        if keep_a[i]:
+            total += 1
+    for i in range(keep_b.shape[0]):
+        if keep_b[i]:
+            total += 1
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    from_b = np.empty(total, dtype=np.bool_)
+    index = np.empty(total, dtype=np.int64)
+    k = 0
+    for ev in range(n):
+        s = k
+        for side in range(2):
+            lo = ob[ev] if side else oa[ev]
+            hi = ob[ev + 1] if side else oa[ev + 1]
+            for i in range(lo, hi):
+                if not (keep_b[i] if side else keep_a[i]):
+                    continue
+                v = pb[i] if side else pa[i]
+                if np.isnan(v):
+                    v = -np.inf
+                j = k - 1
+                while j >= s:
+                    u = pb[index[j]] if from_b[j] else pa[index[j]]
+                    if np.isnan(u):
+                        u = -np.inf
+                    if u >= v:
+                        break
+                    from_b[j + 1] = from_b[j]
+                    index[j + 1] = index[j]
+                    j -= 1
+                from_b[j + 1] = side == 1
+                index[j + 1] = i
+                k += 1
         offsets[ev + 1] = k
     return offsets, from_b, index
 
@@ -465,6 +524,25 @@ def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str],
         fa = fa.base if isinstance(fa, GatheredFields) else fa
         fb = fb.base if isinstance(fb, GatheredFields) else fb
     out = {name: _merge_take(from_b, index, fa[name], fb[name]) for name in fields}
+    for name, (va, vb) in (constants or {}).items():
+        out[name] = np.where(from_b, vb, va)
+    return Collection(offsets, {k: out[k] for k in sorted(out)})
+
+
+def merge_select_sorted(  # noqa: PLR0917
+        a: Collection, keep_a: BoolArray | None, b: Collection, keep_b: BoolArray | None,
+        fields: Sequence[str], constants: Mapping[str, tuple[float, float]] | None = None,
+) -> Collection:
+    """``merge_by_pt(select_sorted(a, keep_a), select_sorted(b, keep_b), ...)`` in one pass.
+
+    Fields (float64) are read straight from a's and b's stored arrays; ``constants`` as in
+    :func:`merge_by_pt`.
+    """
+    ka = np.ones(a.fields["pt"].size, dtype=bool) if keep_a is None else keep_a
+    kb = np.ones(b.fields["pt"].size, dtype=bool) if keep_b is None else keep_b
+    offsets, from_b, index = _merge_select_sort(a.offsets, ka, a.fields["pt"], b.offsets, kb,
+                                                b.fields["pt"])
+    out = {name: _merge_take(from_b, index, a.fields[name], b.fields[name]) for name in fields}
     for name, (va, vb) in (constants or {}).items():
         out[name] = np.where(from_b, vb, va)
     return Collection(offsets, {k: out[k] for k in sorted(out)})
@@ -621,6 +699,38 @@ def _mass_kernel(px: Any, py: Any, pz: Any, e: Any, active: Any) -> Any:  # prag
         else:
             out[i] = 0.0
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _compare(u: Any, v: Any, op: int) -> Any:  # pragma: no cover - compiled
+    """``(u op v and both present, both present)`` with NaN missing; one value broadcasts.
+
+    ``op``: 0 <, 1 <=, 2 >, 3 >=, 4 ==, 5 !=.
+    """
+    nu = u.shape[0]
+    nv = v.shape[0]
+    n = nv if nu == 1 else nu
+    value = np.empty(n, dtype=np.bool_)
+    ok = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        a = u[0] if nu == 1 else u[i]
+        b = v[0] if nv == 1 else v[i]
+        good = not (np.isnan(a) or np.isnan(b))
+        if op == 0:
+            r = a < b
+        elif op == 1:
+            r = a <= b
+        elif op == 2:
+            r = a > b
+        elif op == 3:
+            r = a >= b
+        elif op == 4:
+            r = a == b
+        else:
+            r = a != b
+        ok[i] = good
+        value[i] = r and good
+    return value, ok
 
 
 @numba.njit(cache=True, nogil=True)
@@ -916,6 +1026,10 @@ def _memo(key: str, fn: Evaluator, every: bool = False) -> Evaluator:
     return run
 
 
+#: Comparison operator -> code of :func:`_compare`.
+_CMP_CODES: dict[type[ast.cmpop], int] = {
+    ast.Lt: 0, ast.LtE: 1, ast.Gt: 2, ast.GtE: 3, ast.Eq: 4, ast.NotEq: 5,
+}
 _CMP: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
     ast.Eq: np.equal, ast.NotEq: np.not_equal,
@@ -1324,14 +1438,12 @@ class _Compiler:
                 raise self.fail(node, f"comparison {op_type.__name__} is not part of the "
                                       "vocabulary")
             a, b = nodes[i], nodes[i + 1]
-            npop = _CMP[op_type]
+            code = _CMP_CODES[op_type]
 
-            def cmp(f: Any, x: Evaluator = a.fn, y: Evaluator = b.fn,
-                    o: Callable[[Any, Any], Any] = npop) -> Any:
-                u = x(f)
-                v = y(f)
-                ok = ~(np.isnan(u) | np.isnan(v))
-                return o(u, v) & ok, ok
+            def cmp(f: Any, x: Evaluator = a.fn, y: Evaluator = b.fn, o: int = code) -> Any:
+                # (u op v and neither is missing, neither is missing) in one pass
+                return _compare(np.atleast_1d(np.asarray(x(f), dtype=np.float64)),
+                                np.atleast_1d(np.asarray(y(f), dtype=np.float64)), o)
             pieces.append(self.make(Kind.BOOL, cmp,
                                     f"({a.key} {op_type.__name__} {b.key})", a, b, memo=False))
         if len(pieces) == 1:
@@ -1426,6 +1538,9 @@ def warm_up() -> None:
     masked_sums(keep, np.ones((2, 3)))
     idx = np.zeros(3, dtype=np.int64)
     _compose(keep, idx, idx, idx)
+    _merge_select_sort(offsets, keep, ones, offsets, keep, ones)
+    for op in range(6):
+        _compare(ones, ones[:1], op)
     for a in (ones, ones.astype(np.int32), ones.astype(np.float32)):
         _merge_take(keep, np.zeros(3, dtype=np.int64), a, a)
     hist_sums(ones, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)
