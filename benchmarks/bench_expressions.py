@@ -13,8 +13,9 @@ Measured in the same run, every timing the best of ``--repeat`` runs on a warm p
    b-tags (ZLIB-1): the raw read of the branches it reads, with the fast decoder and threads,
    against the full selection in the same configuration (target >= 0.6); the run with the
    eight variations filled is shown for information.
-   For information, the selection work alone (chunks already read, in memory, one thread)
-   against the raw read of the 1 M-event sample: the part the general path itself adds.
+   For information, the selection work alone (chunks already read, in memory, one thread, the
+   steps of a real run) against the raw read of the 1 M-event sample: what the general path
+   adds to the read.
 3. **Peak RSS** of the ZH selection in a fresh process on 1 M and 5 M events (target <= 0.5 GB,
    no growth with file size).
 
@@ -238,7 +239,10 @@ def main() -> None:
     n_small = args.small_events
     measure("zh_raw_small", f"ZH raw read, {n_small} events",
             lambda: raw_read(zh_small, "Events", zh_branches, step, fast), n_small)
-    chunks = list(iter_object_chunks(zh_small, small_layout, 0, n_small, step, fast))
+    from recastkit.processing import ANALYSIS_STEP_SIZE  # the steps of the real runs
+
+    chunks = list(iter_object_chunks(zh_small, small_layout, 0, n_small,
+                                     min(step, ANALYSIS_STEP_SIZE), fast))
     measure("zh_work_small", f"ZH selection work alone (chunks in memory), {n_small} ev.",
             lambda c=chunks: zh_work(c, small_layout, config), n_small)  # type: ignore[misc]
     chunks.clear()
