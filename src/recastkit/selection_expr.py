@@ -1543,4 +1543,7 @@ def warm_up() -> None:
         _compare(ones, ones[:1], op)
     for a in (ones, ones.astype(np.int32), ones.astype(np.float32)):
         _merge_take(keep, np.zeros(3, dtype=np.int64), a, a)
-    hist_sums(ones, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)
+    readonly = ones.view()
+    readonly.flags.writeable = False  # observables' values (Compiled.values) are read-only
+    for x in (ones, readonly):
+        hist_sums(x, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)
