@@ -66,3 +66,18 @@ def synthetic_grid_workspace(masses: list[tuple[int, int]] | None = None
                 ]}},
         ]
     return bkg, patches
+
+
+def without_histosys(doc: object) -> object:
+    """``doc`` (a workspace or a patch) without its histosys modifiers.
+
+    The result is a model of the kind ``recastkit fit`` builds, which the fast limit engine
+    (``stats.engine``) evaluates in vectorized chunks.
+    """
+    if isinstance(doc, dict):
+        if doc.get("type") == "histosys":
+            return None
+        return {k: without_histosys(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [x for x in (without_histosys(v) for v in doc) if x is not None]
+    return doc

@@ -33,7 +33,7 @@ def test_patch_errors() -> None:
 def test_store_round_trip_and_torn_line(tmp_path: Path) -> None:
     nan = math.nan
     r = PointResult("a", 1.0, nan, (0.1, 0.2, nan, 0.4, 0.5), "failed", None, None,
-                    reason="pyhf gives NaN", parameters={"m1": 300.0})
+                    reason="pyhf gives NaN", parameters={"m1": 300.0}, path="pyhf")
     assert result_from_record(json.loads(json.dumps(result_to_record(r)))).to_dict() == \
         r.to_dict()
     path = tmp_path / "points.jsonl"
@@ -151,20 +151,11 @@ def test_fast_path_models_use_the_limit_engine() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gridfactory import synthetic_grid_workspace
+    from gridfactory import without_histosys as no_histosys
     from recastkit.stats import engine
     from recastkit.stats.gridinputs import GridSource, _point, digest
 
     bkg, patches = synthetic_grid_workspace([(300, 100), (400, 100), (500, 100)])
-
-    def no_histosys(doc: object) -> object:
-        if isinstance(doc, dict):
-            if doc.get("type") == "histosys":
-                return None
-            return {k: no_histosys(v) for k, v in doc.items()}
-        if isinstance(doc, list):
-            return [x for x in (no_histosys(v) for v in doc) if x is not None]
-        return doc
-
     bkg2 = no_histosys(bkg)
     assert isinstance(bkg2, dict)
     points = tuple(_point(n, no_histosys(p), n, {"m1": float(n.split("_")[1])})
@@ -180,3 +171,54 @@ def test_fast_path_models_use_the_limit_engine() -> None:
             batchfit.apply_ops(bkg2, p.patch)))(1.0)  # converged fits
         assert a.cls_observed == pytest.approx(b.cls_observed, rel=1e-5)
         assert a.cls_expected == pytest.approx(b.cls_expected, rel=1e-5)
+
+
+def _live_children() -> set[int]:
+    import psutil
+
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.add(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_interrupted_process_pool_stops_its_workers(synthetic_grid: Path,
+                                                   tmp_path: Path) -> None:
+    source = load_grid_source([str(synthetic_grid)])
+    before = _live_children()
+
+    def interrupt(done: int, total: int, name: str) -> None:
+        if done == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the workers are busy
+
+    store_path = tmp_path / "points.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(source, GridSettings(), store=PointStore(store_path), executor="processes",
+                 workers=2, progress=interrupt)
+    assert len(PointStore(store_path)) == 2
+    assert _live_children() - before == set()  # terminated and reaped, busy or not
+
+
+def test_a_killed_pool_worker_is_one_line_and_the_finished_points_stay(
+        synthetic_grid: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    source = load_grid_source([str(synthetic_grid)])
+    before = _live_children()
+
+    def kill_a_worker(done: int, total: int, name: str) -> None:
+        if done == 1:
+            os.kill(min(_live_children() - before), signal.SIGKILL)  # e.g. the OOM killer
+
+    store_path = tmp_path / "points.jsonl"
+    with pytest.raises(StatsError, match=r"a worker process of the processes executor died "
+                                         r"with \d+ points left .* rerun the same command"):
+        run_grid(source, GridSettings(), store=PointStore(store_path), executor="processes",
+                 workers=2, progress=kill_a_worker)
+    assert 1 <= len(PointStore(store_path)) < len(source.points)
+    assert _live_children() - before == set()

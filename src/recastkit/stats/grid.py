@@ -19,9 +19,12 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from recastkit._workers import terminate_pool
 from recastkit.exceptions import StatsError
 from recastkit.stats.gridinputs import GridSource, SignalPoint
 from recastkit.stats.gridstore import PointStore, point_key
@@ -216,6 +219,17 @@ def _init_worker(background: Mapping[str, Any], background_digest: str,
                    cache={})
 
 
+def _init_pool_worker(parent_pid: int | None, background: Mapping[str, Any] | None = None,
+                      background_digest: str = "", settings: GridSettings | None = None
+                      ) -> None:
+    """Process-pool initializer: die with the parent, leave Ctrl-C to it, hold the background."""
+    from recastkit._workers import init_worker
+
+    init_worker(parent_pid)
+    if background is not None and settings is not None:
+        _init_worker(background, background_digest, settings)
+
+
 def evaluate_point(background: Mapping[str, Any], point: SignalPoint, settings: GridSettings,
                    cache: dict[str, Any] | None = None) -> PointResult:
     """One point with the engine ``settings.engine`` selects.
@@ -237,11 +251,11 @@ def _worker_eval(point: SignalPoint) -> PointResult:
     return evaluate_point(_WORKER["background"], point, _WORKER["settings"], _WORKER["cache"])
 
 
-def _dask_eval(background: Mapping[str, Any], point: SignalPoint, settings: GridSettings
-               ) -> PointResult:
-    if _WORKER.get("background") is not background:
+def _dask_eval(background: Mapping[str, Any], points: Sequence[SignalPoint],
+               settings: GridSettings) -> list[PointResult]:
+    if _WORKER.get("background") is not background or _WORKER.get("settings") != settings:
         _init_worker(background, "", settings)
-    return _worker_eval(point)
+    return [_worker_eval(p) for p in points]
 
 
 #: Called after every point with (done, total, name).
@@ -288,9 +302,9 @@ def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | 
                  len(todo))
     done = len(results)
 
-    def finish(i: int, r: PointResult) -> None:
+    def finish(i: int, r: PointResult, persist: bool = True) -> None:
         nonlocal done
-        if store is not None:
+        if store is not None and persist:
             store.add(keys[i], r)
         results[i] = r
         done += 1
@@ -300,9 +314,13 @@ def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | 
 
     if todo and _on_engine_fast_path(source, todo[0], settings):
         # models recastkit fit builds: h9limit's engine, vectorized across a chunk of points
+        # the same chunks on every executor: the same vectorized batches, the same numbers
         chunks = [todo[k:k + ENGINE_CHUNK] for k in range(0, len(todo), ENGINE_CHUNK)]
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
-        if executor == "iterative" or n_workers == 1 or executor == "dask":
+        if executor == "dask":
+            _run_dask(source, settings, chunks, engine_chunk, scheduler=scheduler,
+                      workers=workers, finish=finish)
+        elif executor == "iterative" or n_workers == 1:
             for chunk in chunks:
                 for i, r in zip(chunk, engine_chunk(source.background,
                                                     [source.points[i] for i in chunk],
@@ -320,8 +338,8 @@ def run_grid(source: GridSource, settings: GridSettings, *, store: PointStore | 
         elif executor == "processes":
             _run_processes(source, settings, todo, n_workers, finish)
         else:
-            _run_dask(source, settings, todo, scheduler=scheduler, workers=workers,
-                      finish=finish)
+            _run_dask(source, settings, [[i] for i in todo], _dask_eval, scheduler=scheduler,
+                      workers=workers, finish=finish)
     return [results[i] for i in range(total)]
 
 
@@ -355,62 +373,156 @@ def engine_chunk(background: Mapping[str, Any], points: Sequence[SignalPoint],
             for r, p in zip(results, points, strict=True)]
 
 
-def _run_engine_processes(source: GridSource, settings: GridSettings,
-                          chunks: Sequence[Sequence[int]], n_workers: int,
-                          finish: Callable[[int, PointResult], None]) -> None:
+class _Finish(Protocol):
+    """Receives each finished point: its index in ``source.points``, its result, and whether
+    to store it (not for a failure of the cluster, which a rerun should retry)."""
+
+    def __call__(self, i: int, r: PointResult, persist: bool = True, /) -> None: ...
+
+
+def _pool(n_workers: int, background: Mapping[str, Any] | None = None,
+          background_digest: str = "", settings: GridSettings | None = None
+          ) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process and ignore Ctrl-C.
+
+    Workers get ``SIGKILL`` when this process dies (:mod:`recastkit._workers`), so a grid
+    killed by ``SIGKILL`` (OOM killer, batch time limit) leaves no orphans computing on.
+    """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
+    parent = None if ctx.get_start_method() == "forkserver" else os.getpid()
+    return ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                               initializer=_init_pool_worker,
+                               initargs=(parent, background, background_digest, settings))
+
+
+def _broken_pool(n_points: int) -> StatsError:
+    msg = (
+        f"a worker process of the processes executor died with {n_points} points left "
+        "(killed, or out of memory?); the finished points are stored: rerun the same command "
+        "to resume, with fewer --workers or --executor iterative"
+    )
+    return StatsError(msg)
+
+
+def _run_pool(pool: ProcessPoolExecutor, futures: Mapping[Future[Any], Sequence[int]],
+              results_of: Callable[[Any], Sequence[PointResult]], finish: _Finish) -> None:
+    """Hand each future's points to ``finish`` as they complete; terminate the pool on error."""
+    left = sum(len(v) for v in futures.values())
+    try:
+        for fut in as_completed(futures):
+            try:
+                rs = results_of(fut.result())
+            except BrokenProcessPool:
+                raise _broken_pool(left) from None
+            for i, r in zip(futures[fut], rs, strict=True):
+                finish(i, r)
+                left -= 1
+    except BaseException:
+        terminate_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_engine_processes(source: GridSource, settings: GridSettings,
+                          chunks: Sequence[Sequence[int]], n_workers: int,
+                          finish: _Finish) -> None:
     bkg = dict(source.background)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+    pool = _pool(n_workers)
+    try:
         futures = {pool.submit(engine_chunk, bkg, [source.points[i] for i in chunk],
                                settings): chunk for chunk in chunks}
-        for fut in as_completed(futures):
-            for i, r in zip(futures[fut], fut.result(), strict=True):
-                finish(i, r)
+    except BaseException:
+        terminate_pool(pool)
+        raise
+    _run_pool(pool, futures, list, finish)
 
 
 def _run_processes(source: GridSource, settings: GridSettings, todo: Sequence[int],
-                   n_workers: int, finish: Callable[[int, PointResult], None]) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = multiprocessing.get_context("spawn" if "jax" in sys.modules else None)
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
-                             initializer=_init_worker,
-                             initargs=(dict(source.background), source.background_digest,
-                                       settings)) as pool:
-        futures = {pool.submit(_worker_eval, source.points[i]): i for i in todo}
-        try:
-            for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+                   n_workers: int, finish: _Finish) -> None:
+    pool = _pool(n_workers, dict(source.background), source.background_digest, settings)
+    try:
+        futures = {pool.submit(_worker_eval, source.points[i]): [i] for i in todo}
+    except BaseException:
+        terminate_pool(pool)
+        raise
+    _run_pool(pool, futures, lambda r: [r], finish)
 
 
-def _run_dask(source: GridSource, settings: GridSettings, todo: Sequence[int], *,
-              scheduler: str | None, workers: int | None,
-              finish: Callable[[int, PointResult], None]) -> None:
+def _failed(point: SignalPoint, settings: GridSettings, reason: str) -> PointResult:
+    obs, exp = _nan_cls(settings.mu)
+    return PointResult(point.name, settings.mu, obs, exp, "failed", cl=settings.cl,
+                       test_stat=settings.test_stat, reason=reason,
+                       parameters=dict(point.parameters))
+
+
+def _dask_failure(exc: BaseException) -> str:
+    """One line on why a Dask task failed on a worker."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        n = int(getattr(exc, "allowed_failures", 0)) + 1
+        return (f"dask worker: KilledWorker: {n} worker(s) died running it (killed, or out of "
+                "memory?)")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"dask worker: {name}: {first}" if first else f"dask worker: {name}"
+
+
+def _background(text: str) -> dict[str, Any]:
+    """The background workspace (JSON text) as a Dask task's result, recomputed if lost.
+
+    JSON text, not the mapping, so that dask does not walk a large nested document looking
+    for futures; JSON floats round-trip exactly.
+    """
+    import json
+
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def _run_dask(source: GridSource, settings: GridSettings, batches: Sequence[Sequence[int]],
+              task: Callable[[Mapping[str, Any], Sequence[SignalPoint], GridSettings],
+                             list[PointResult]], *,
+              scheduler: str | None, workers: int | None, finish: _Finish) -> None:
+    """Run ``task(background, points, settings)`` per batch on the Dask workers.
+
+    The background goes to the cluster once, as the result of a task every batch depends on
+    (sent to each worker once): unlike scattered data, dask recomputes it when the workers
+    holding it die. Each batch's points are stored as its task completes. A task that fails
+    on a worker (an exception, or ``distributed.KilledWorker`` when workers died running it)
+    fails its points with the reason; they are not stored, so that a rerun retries them.
+    Outstanding tasks are cancelled on any error or interrupt.
+    """
+    import json
     import uuid
+    import warnings
 
     from recastkit.processing import _dask_client, _import_distributed
 
     dask_as_completed: Any = _import_distributed().as_completed
     token = uuid.uuid4().hex[:12]
     with _dask_client(scheduler, workers) as client:
-        bkg = client.scatter(dict(source.background), broadcast=True)
-        futures = {}
-        for i in todo:
-            fut = client.submit(_dask_eval, bkg, source.points[i], settings,
-                                key=f"recastkit-grid-{token}-{i}", pure=False)
-            futures[fut.key] = (i, fut)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ll]arge.*")  # sent once, on purpose
+            bkg = client.submit(_background, json.dumps(source.background),
+                                key=f"recastkit-grid-background-{token}", pure=False)
+        futures: dict[str, tuple[Sequence[int], Any]] = {}
         try:
+            for n, batch in enumerate(batches):
+                fut = client.submit(task, bkg, [source.points[i] for i in batch], settings,
+                                    key=f"recastkit-grid-{token}-{n}", pure=False)
+                futures[fut.key] = (batch, fut)
             for fut in dask_as_completed([f for _, f in futures.values()]):
-                i, _ = futures[fut.key]
-                finish(i, fut.result())
+                batch, _ = futures.pop(fut.key)
+                if fut.status == "error":
+                    reason = _dask_failure(fut.exception())
+                    log.warning("%d points failed on a dask worker (not stored; a rerun "
+                                "retries them): %s", len(batch), reason)
+                    for i in batch:
+                        finish(i, _failed(source.points[i], settings, reason), False)
+                else:
+                    for i, r in zip(batch, fut.result(), strict=True):
+                        finish(i, r)
                 fut.release()
         finally:
-            client.cancel([f for _, f in futures.values()])
+            client.cancel([bkg, *(f for _, f in futures.values())])

@@ -47,7 +47,7 @@ def result_to_record(r: PointResult) -> dict[str, Any]:
         "expected_limits": None if r.expected_limits is None
         else [_f(x) for x in r.expected_limits],
         "cl": r.cl, "test_stat": r.test_stat, "reason": r.reason,
-        "parameters": dict(r.parameters),
+        "parameters": dict(r.parameters), "path": r.path,
     }
 
 
@@ -65,6 +65,7 @@ def result_from_record(d: Mapping[str, Any]) -> PointResult:
             _nan(lims[0]), _nan(lims[1]), _nan(lims[2]), _nan(lims[3]), _nan(lims[4])),
         cl=float(d.get("cl", 0.95)), test_stat=str(d.get("test_stat", "qtilde")),
         reason=str(d.get("reason", "")), parameters=dict(d.get("parameters") or {}),
+        path=str(d.get("path", "")),
     )
 
 

@@ -223,10 +223,18 @@ def run_grid_step(req: GridRequest, progress: GridProgress | None = None) -> Gri
     with output_errors(out, "grid output folder"):
         out.mkdir(parents=True, exist_ok=True)
     store = PointStore(out / STORE_NAME)
-    n_before = len(store)
+    computed = 0
+
+    def count(done: int, total: int, name: str) -> None:
+        # every computed point is reported, a stored one or not (a failed dask task's)
+        nonlocal computed
+        computed += 1
+        if progress is not None:
+            progress(done, total, name)
+
     results = run_grid(source, req.settings, store=store, executor=req.executor,
-                       workers=req.workers, scheduler=req.scheduler, progress=progress)
-    reused = len(source.points) - (len(store) - n_before)
+                       workers=req.workers, scheduler=req.scheduler, progress=count)
+    reused = len(source.points) - computed
     files: dict[str, Path] = {"store": out / STORE_NAME}
     meta = {"source": source.label, "background_digest": source.background_digest,
             "settings": req.settings.key(), "pattern": req.pattern}
