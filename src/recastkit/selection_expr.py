@@ -2,9 +2,12 @@
 
 An expression is a Python expression parsed with :mod:`ast` and checked against a whitelist:
 only the names, functions and operators below are accepted, attribute access only reads object
-fields, and nothing is ever ``eval``-ed. It is compiled once into a tree of vectorized numpy
-operations over a whole chunk of events (no per-event Python), with common sub-expressions
-(``bjets[0]`` in several cuts) computed once per chunk.
+fields, and nothing is ever ``eval``-ed. It is compiled once into a tree of operations over a
+whole chunk of events (numba kernels on the collections' offsets and flat arrays, numpy for
+elementwise arithmetic; no per-event Python), with common sub-expressions (``bjets[0]`` in
+several cuts; ``m(leptons[0:2])`` and ``pt(leptons[0] + leptons[1])`` share one sum) computed
+once per chunk. Objects, sums and their kinematics are computed only for the events passing the
+cuts before the one being evaluated (see :class:`_Memo`).
 
 Event-level vocabulary (region cuts, observables, weights):
 
@@ -549,27 +552,6 @@ def merge_select_sorted(  # noqa: PLR0917
 
 
 @numba.njit(cache=True, nogil=True)
-def _p4(pt: Any, eta: Any, phi: Any, mass: Any) -> Any:  # pragma: no cover - compiled
-    """Cartesian (px, py, pz, E) in one pass (NaN in, NaN out)."""
-    n = pt.shape[0]
-    px = np.empty(n)
-    py = np.empty(n)
-    pz = np.empty(n)
-    e = np.empty(n)
-    for i in range(n):
-        p = pt[i]
-        x = p * math.cos(phi[i])
-        y = p * math.sin(phi[i])
-        z = p * math.sinh(eta[i])
-        m = mass[i]
-        px[i] = x
-        py[i] = y
-        pz[i] = z
-        e[i] = math.sqrt(x * x + y * y + z * z + m * m)
-    return px, py, pz, e
-
-
-@numba.njit(cache=True, nogil=True)
 def _take(offsets: Any, values: Any, i: int, active: Any) -> Any:  # pragma: no cover
     """Field of each event's i-th object as float64 (NaN where the event has fewer).
 
@@ -591,7 +573,10 @@ def _take(offsets: Any, values: Any, i: int, active: Any) -> Any:  # pragma: no 
 def _element_p4(  # noqa: PLR0917 - numba kernels take positional arguments
         offsets: Any, pt: Any, eta: Any, phi: Any, mass: Any, i: int, active: Any,
 ) -> Any:  # pragma: no cover - compiled
-    """(px, py, pz, E) of each event's i-th object (NaN where missing); as :func:`_p4`.
+    """(px, py, pz, E) of each event's i-th object (NaN where missing).
+
+    ``px = pt cos(phi)``, ``py = pt sin(phi)``, ``pz = pt sinh(eta)``,
+    ``E = sqrt(px² + py² + pz² + m²)``, in float64.
 
     Only for the ``active`` events (an empty mask: all); NaN elsewhere.
     """
@@ -628,8 +613,8 @@ def _sum_p4(  # noqa: PLR0917
 ) -> Any:  # pragma: no cover - compiled
     """(px, py, pz, E) of ``c[p0] + c[p1] + ...`` added left to right (NaN if one is missing).
 
-    Each object's four-vector as :func:`_p4`, the sum in the order of :func:`_add`; only for
-    the ``active`` events (an empty mask: all), NaN elsewhere.
+    Each object's four-vector as :func:`_element_p4`, the sum in the order of :func:`_add`;
+    only for the ``active`` events (an empty mask: all), NaN elsewhere.
     """
     n = offsets.shape[0] - 1
     every = active.shape[0] == 0
@@ -1029,10 +1014,6 @@ def _memo(key: str, fn: Evaluator, every: bool = False) -> Evaluator:
 #: Comparison operator -> code of :func:`_compare`.
 _CMP_CODES: dict[type[ast.cmpop], int] = {
     ast.Lt: 0, ast.LtE: 1, ast.Gt: 2, ast.GtE: 3, ast.Eq: 4, ast.NotEq: 5,
-}
-_CMP: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
-    ast.Eq: np.equal, ast.NotEq: np.not_equal,
 }
 _BIN: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
@@ -1434,7 +1415,7 @@ class _Compiler:
         pieces: list[_Node] = []
         for i, op in enumerate(node.ops):
             op_type = type(op)
-            if op_type not in _CMP:
+            if op_type not in _CMP_CODES:
                 raise self.fail(node, f"comparison {op_type.__name__} is not part of the "
                                       "vocabulary")
             a, b = nodes[i], nodes[i + 1]
@@ -1521,7 +1502,6 @@ def warm_up() -> None:
         for op in (0, 1, 2):
             _segment_reduce(offsets, pt, op)
     _merge_perm(offsets, np.ones(3), offsets, np.ones(3, dtype=np.float32))
-    _p4(np.ones(3), np.ones(3), np.ones(3), np.ones(3))
     ones = np.ones(3)
     for values in (ones, ones.astype(np.float32), ones.astype(np.int32), ones.astype(bool)):
         for active in (_ALL, np.ones(2, dtype=bool)):
