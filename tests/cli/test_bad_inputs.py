@@ -130,6 +130,18 @@ def _fit_inputs(tmp: Path, data: str = "3 1 2 2", background: str = "10 10 10 10
             "-o", str(tmp / "out" / "fit")]
 
 
+def _fit_regions(tmp: Path, *extra: str, free: str = "bkg", bkg_in: str = "CR",
+                 data_cr: bool = True) -> list[str]:
+    """A two-region fit (SR, CR) of the text histograms of :func:`_fit_inputs`."""
+    args = _fit_inputs(tmp)
+    sig, bkg, dat = args[2], args[4], args[6]
+    return ["fit", "--region", "SR", "--region", "CR", "--signal", f"SR={sig}",
+            "--background", f"bkg@SR={bkg}", "--background", f"bkg@{bkg_in}={bkg}",
+            "--data", f"SR={dat}", *(["--data", f"CR={dat}"] if data_cr else []),
+            "--free-background", free,
+            *extra, "-o", str(tmp / "out" / "fit")]
+
+
 def _cls(tmp: Path, doc: object) -> list[str]:
     return ["cls", str(_write_json(tmp / "in" / "ws.json", doc))]
 
@@ -451,6 +463,30 @@ CASES: dict[str, Case] = {
         lambda t: [*_fit_inputs(t), "--test-stat", "q0"], "Invalid value for '--test-stat'"),
     "fit/xsec-unc-out-of-range": Case(
         lambda t: [*_fit_inputs(t), "--xsec-unc", "1.5"], "Invalid value for --xsec-unc: expected"),
+    # --- fit of several regions (issue 10 item 5)
+    "fit/free-background-without-regions": Case(
+        lambda t: [*_fit_inputs(t), "--free-background", "bkg"],
+        "--free-background needs the fitted regions: give --region NAME"),
+    "fit/region-input-without-region-prefix": Case(
+        lambda t: [*_fit_regions(t)[:7], "--signal", str(t / "in" / "sig.txt"),
+                   *_fit_regions(t)[9:]],
+        "Invalid value for --signal: with --region, expected REGION=FILE[:HIST] with REGION "
+        "one of SR, CR"),
+    "fit/background-in-an-unknown-region": Case(
+        lambda t: _fit_regions(t, bkg_in="VR"),
+        "Invalid value for --background: with --region, expected NAME@REGION=FILE[:HIST] "
+        "with REGION one of SR, CR"),
+    "fit/unknown-free-background": Case(
+        lambda t: _fit_regions(t, free="ttbar"),
+        "Invalid value for --free-background: 'ttbar' is no background of the fit (valid "
+        "choices: bkg)"),
+    "fit/region-without-data": Case(
+        lambda t: _fit_regions(t, data_cr=False),
+        "Invalid value for --data: no data histogram for region(s) CR"),
+    "fit/unknown-theory-rule": Case(
+        lambda t: _fit_regions(t, "--theory", "scale=envelope:a,b"),
+        "Invalid value for --theory: expected NAME=RULE:VAR[,VAR...] with RULE one of scale, "
+        "pdf_hessian"),
     # --- fit and cls data (item 3)
     "fit/negative-data-hidden-by-rebin": Case(
         lambda t: [*_fit_inputs(t, data="3 -1 2 2"), "--rebin", "2"],

@@ -181,3 +181,41 @@ def test_bad_inputs_exit_2_and_write_nothing(signal_file: Path, tmp_path: Path) 
                    "--xsec", "44.8"], out, "has no unit")
     _assert_fails(["--signal", str(tmp_path / "zero.root"), "--mock-background", "--toy-data",
                    "--lumi-unc"], out, "no 'lumi_rel_unc'")
+
+
+def test_several_regions_with_a_shared_background_normalization(tmp_path: Path) -> None:
+    """``--region`` SR + CR (no signal in the CR), ``--free-background``: data = 1.2 × the
+    background in both regions plus 1 × the signal in the SR, so the best fit is exactly
+    mu_ttbar = 1.2 (and μ = 1); the workspace has one channel per region."""
+    def h(edges: list[float], values: list[float]) -> hist.Hist:
+        out = hist.Hist(hist.axis.Variable(edges), storage=hist.storage.Weight())
+        out.view().value = values
+        out.view().variance = values
+        return out
+
+    sr, cr = [0.0, 100.0, 200.0], [200.0, 300.0, 400.0]
+    write_hists(tmp_path / "sig.root", {"mbb": h(sr, [30.0, 60.0])},
+                metadata={"normalization": NORMALIZATION})
+    write_hists(tmp_path / "tt_sr.root", {"mbb": h(sr, [100.0, 200.0])})
+    write_hists(tmp_path / "tt_cr.root", {"mbb": h(cr, [500.0, 1000.0])})
+    write_hists(tmp_path / "d_sr.root", {"mbb": h(sr, [150.0, 300.0])})
+    write_hists(tmp_path / "d_cr.root", {"mbb": h(cr, [600.0, 1200.0])})
+    out = tmp_path / "fit"
+    code, stdout, stderr = _fit([
+        "--region", "SR", "--region", "CR", "--signal", f"SR={tmp_path}/sig.root:mbb",
+        "--background", f"ttbar@SR={tmp_path}/tt_sr.root:mbb",
+        "--background", f"ttbar@CR={tmp_path}/tt_cr.root:mbb",
+        "--data", f"SR={tmp_path}/d_sr.root:mbb", "--data", f"CR={tmp_path}/d_cr.root:mbb",
+        "--free-background", "ttbar", "--n-points", "5", "-o", str(out)])
+    assert code == 0, stderr
+    assert "background ttbar: best-fit normalization 1.2" in stdout
+    limit = json.loads((out / "limit.json").read_text())
+    assert limit["settings"]["best_fit_normfactors"]["ttbar"] == pytest.approx(1.2, rel=1e-3)
+    assert limit["settings"]["best_fit_mu"] == pytest.approx(1.0, rel=1e-2)
+    post = limit["settings"]["yields"]["CR"]["postfit"]
+    assert post == {"ttbar": pytest.approx(1800.0, rel=1e-3)}
+    ws = json.loads((out / "workspace.json").read_text())
+    assert [c["name"] for c in ws["channels"]] == ["SR", "CR"]
+    assert [s["name"] for s in ws["channels"][1]["samples"]] == ["ttbar"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hists_SR.png", "limit.json", "limit.png", "workspace.json"]

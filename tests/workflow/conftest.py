@@ -125,3 +125,16 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     base = tmp_path_factory.mktemp("tiny")
     spec = load_spec(write_spec(base / "spec"))
     return run_analysis(spec, base / "out", command=["recastkit", "run", "analysis.yml"])
+
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "examples" / "demo" / "analysis.yml"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``recastkit run examples/demo/analysis.yml`` (what ``make demo`` runs), once per session,
+    with the spec's outputs (report and plots)."""
+    from recastkit.workflow.run import run_analysis
+    from recastkit.workflow.spec import load_spec
+
+    return run_analysis(load_spec(DEMO_SPEC), tmp_path_factory.mktemp("demo") / "out")

@@ -178,12 +178,138 @@ def test_default_image_is_tagged_with_the_version(tmp_path: Path) -> None:
     steps = _load(tmp_path / "wf" / "steps.yml")
     assert {s["environment"]["image"] for s in steps.values()} == {"recastkit/recastkit"}
     assert {s["environment"]["imagetag"] for s in steps.values()} == {__version__}
-    assert res.stages == ("catalog", "select_signal_SR", "scale_signal_SR", "fit_SR")
+    assert res.stages == ("catalog", "select_signal_SR", "scale_signal_SR", "select_signal_CR",
+                          "scale_signal_CR", "fit")
     # the generated signal is written next to the workflow, as an input REANA uploads
     assert res.parameters["signal_files"] == ["inputs/signal.root"]
     assert (tmp_path / "wf" / "inputs" / "signal.root").stat().st_size > 0
-    assert "--mock-background --toy-data --seed 42" in _load(
+    assert "--mock-background --mock-name mock --toy-data --seed 42" in _load(
         tmp_path / "wf" / "workflow.yml")["stages"][-1]["scheduler"]["parameters"]["options"]
+
+
+# --------------------------------------------------------------------------- several regions
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _stages(out: Path) -> dict[str, dict[str, Any]]:
+    import yadage.workflow_loader
+
+    wf = yadage.workflow_loader.workflow("workflow.yml", toplevel=str(out), validate=True)
+    return {s["name"]: s for s in wf["stages"]}
+
+
+def _params(stage: dict[str, Any]) -> dict[str, Any]:
+    return {p["key"]: p["value"] for p in stage["scheduler"]["parameters"]}
+
+
+def test_demo_exports_its_two_region_fit(tmp_path: Path) -> None:
+    """The demo (SR + CR, mu_mock shared): one 'fit' stage fitting both regions."""
+    import yadageschemas
+
+    from recastkit.workflow.export import export_yadage
+
+    out = tmp_path / "wf"
+    res = export_yadage(EXAMPLES / "demo" / "analysis.yml", out)
+    stages = _stages(out)
+    assert list(stages) == ["catalog", "select_signal_SR", "scale_signal_SR",
+                            "select_signal_CR", "scale_signal_CR", "fit"]
+    fit = stages["fit"]
+    assert list(fit["dependencies"]["expressions"]) == ["scale_signal_SR", "scale_signal_CR"]
+    params = _params(fit)
+    assert (params["signal_SR"]["step"], params["signal_CR"]["step"]) == (
+        "scale_signal_SR", "scale_signal_CR")
+    assert params["signal_SR"]["output"] == "scaled"
+    assert (params["observable_SR"], params["observable_CR"]) == ("h_mjj_kin", "h_mjj_kin")
+    assert params["options"] == (
+        "--test-stat qtilde --n-points 21 --rebin 5 --backend numpy --lumi-unc from-catalog "
+        "--free-background mock --mock-background --mock-name mock --toy-data --seed 42")
+    step = fit["scheduler"]["step"]
+    assert step["process"]["cmd"] == (
+        "recastkit fit --region SR --region CR --signal SR={signal_SR}:{observable_SR} "
+        "--signal CR={signal_CR}:{observable_CR} {options} -o {outputdir}")
+    steps = _load(out / "steps.yml")
+    assert "fit" not in steps
+    yadageschemas.validate_spec(steps["fit_regions"], {
+        "schema_name": "packtivity/packtivity-schema", "schemadir": None})
+    assert steps["fit_regions"]["publisher"]["publish"]["hists_plot_CR"] == (
+        "{outputdir}/hists_CR.png")
+    assert res.results == ("fit/limit.json", "fit/limit.png", "fit/hists_SR.png",
+                           "fit/hists_CR.png", "fit/workspace.json")
+    assert _load(out / "reana.yaml")["outputs"]["files"] == list(res.results)
+    recast = _load(out / "recast.yml")
+    assert recast["results"][0]["relpath"] == "fit/limit.json"
+    assert "regions SR, CR fitted together" in recast["results"][0]["name"]
+
+
+def test_zh_example_exports_regions_written_in_the_expression_vocabulary(tmp_path: Path
+                                                                         ) -> None:
+    """examples/zh_llbb/run.yml: three regions in the expression vocabulary, theory
+    uncertainties, a signal generated with objects."""
+    import uproot
+
+    from recastkit.regions import AnalysisConfig
+    from recastkit.workflow.export import export_yadage
+
+    out = tmp_path / "wf"
+    export_yadage(EXAMPLES / "zh_llbb" / "run.yml", out)
+    stages = _stages(out)
+    assert list(stages)[-1] == "fit"
+    params = _params(stages["fit"])
+    assert [params[f"observable_{r}"] for r in ("SR", "CR_low", "CR_high")] == [
+        "SR/mbb", "CR_low/mbb", "CR_high/mbb"]  # as 'recastkit select' names them
+    options = params["options"]
+    assert "--free-background mock --theory scale=scale:muR0p5_muF0p5," in options
+    assert "--theory pdf=pdf_hessian:pdf1,pdf2 --theory-normalize acceptance" in options
+    assert "--mock-background --mock-name mock --toy-data --seed 42" in options
+    # each region's selection is the one-region analysis configuration 'recastkit select' takes
+    for region in ("SR", "CR_low", "CR_high"):
+        doc = _load(out / "inputs" / f"selection_{region}.yml")
+        assert list(doc["regions"]) == [region]
+        config = AnalysisConfig.from_mapping(doc, "test")
+        assert [d.name for d in config.regions] == [region]
+    with uproot.open(out / "inputs" / "signal.root") as f:
+        assert "Electron_pt" in f["Events"]
+
+
+def test_exported_fit_command_reproduces_the_run(tmp_path: Path) -> None:
+    """The exported 'recastkit fit --region ...' command, given the histograms of
+    'recastkit run' on the same spec (MC background with a free normalization, data files),
+    gives the run's limits."""
+    import shlex
+
+    from recastkit.workflow.export import export_yadage
+    from recastkit.workflow.run import run_analysis
+    from recastkit.workflow.spec import OutputsSpec, load_spec
+
+    spec_path = _spec(tmp_path, interpretation={
+        "regions": ["SR", "CR-3j"], "free_backgrounds": ["ttbar"], "observable": "h_mjj_kin",
+        "n_points": 5, "rebin": 4, "cl": 0.9})
+    out = tmp_path / "wf"
+    export_yadage(spec_path, out)
+    spec = load_spec(spec_path)
+    spec = spec.__class__(**{**spec.__dict__, "outputs": OutputsSpec(report=False,
+                                                                      plots=False)})
+    run = run_analysis(spec, tmp_path / "run")
+    sig, tt, data = run.samples
+    params = _params(_stages(out)["fit"])
+    values: dict[str, str] = {"options": params["options"], "outputdir": str(tmp_path / "fit")}
+    for r, rid in (("SR", "SR"), ("CR-3j", "CR_3j")):
+        values[f"signal_{rid}"] = str(sig.region_files[r])
+        values[f"bkg_ttbar_{rid}"] = str(tt.region_files[r])
+        values[f"data_{rid}"] = str(data.region_files[r])
+        values[f"observable_{rid}"] = params[f"observable_{rid}"]
+    cmd = _load(out / "steps.yml")["fit_regions"]["process"]["cmd"].format(**values)
+    args = shlex.split(cmd)
+    assert args[:6] == ["recastkit", "fit", "--region", "SR", "--region", "CR-3j"]
+    res = CliRunner().invoke(main, [*args[1:], "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["settings"]["free_backgrounds"] == ["ttbar"]
+    assert doc["settings"]["best_fit_normfactors"]["ttbar"] == pytest.approx(
+        run.limit.settings["best_fit_normfactors"]["ttbar"], rel=1e-9)
+    assert doc["observed_mu"] == pytest.approx(run.limit.observed_mu, rel=1e-9)
+    assert doc["expected_mu"] == pytest.approx(list(run.limit.expected_mu), rel=1e-9)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -246,6 +372,42 @@ def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
     _, tt = read_hists_and_metadata(work / "scale_ttbar_SR" / "scaled.root")
     assert tt["normalization"]["scale"] == pytest.approx(
         17.5 * 0.5 * 1.2 * 140.1 / SUMW_BKG, rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("RECASTKIT_RUN_YADAGE") != "1",
+                    reason="runs 6 yadage steps (~70 s on 2 busy cores); set "
+                           "RECASTKIT_RUN_YADAGE=1 to run it")
+def test_exported_demo_runs_with_yadage(tmp_path: Path) -> None:
+    """The demo's two-region export, run with yadage (local processes instead of docker)."""
+    yadage_run = Path(sys.executable).parent / "yadage-run"
+    if not yadage_run.exists():
+        pytest.skip(f"yadage-run not installed beside {sys.executable}")
+    local = tmp_path / "wf"
+    res = CliRunner().invoke(main, ["export", "yadage", str(EXAMPLES / "demo" / "analysis.yml"),
+                                    str(local)])
+    assert res.exit_code == 0, res.output
+    steps = _load(local / "steps.yml")
+    for step in steps.values():
+        step["environment"] = {"environment_type": "localproc-env"}
+    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
+         "-d", f"initdir={local}", "-b", "foregroundasync"],
+        cwd=local, env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    limit = json.loads((work / "fit" / "limit.json").read_text(encoding="utf-8"))
+    assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
+    assert [r["name"] for r in limit["settings"]["regions"]] == ["SR", "CR"]
+    # the mock background's normalization, fixed by the CR (toy data of the mock itself)
+    assert limit["settings"]["best_fit_normfactors"]["mock"] == pytest.approx(1.0, abs=0.03)
+    assert 0 < limit["observed_mu"] < 0.5
+    for name in ("limit.png", "hists_SR.png", "hists_CR.png", "workspace.json"):
+        assert (work / "fit" / name).stat().st_size > 0
 
 
 def test_physlite_example_exports_with_its_files(shared_data: Path, tmp_path: Path,

@@ -34,8 +34,9 @@ def test_demo_example_loads() -> None:
     assert spec.normalization.catalogs == (EXAMPLES / "demo" / "xsec_demo.txt",)
     assert spec.normalization.lumi is not None
     assert spec.normalization.lumi.ifb == 140.1
-    assert spec.interpretation.regions == ("SR",)
-    assert spec.regions[0].selection.mjj_bins == 100
+    assert spec.interpretation.regions == ("SR", "CR")
+    assert spec.interpretation.free_backgrounds == ("mock",)
+    assert [r.selection.mjj_bins for r in spec.regions] == [20, 65]
 
 
 def test_relative_paths_resolve_against_the_spec(tiny: Any, tmp_path: Path) -> None:

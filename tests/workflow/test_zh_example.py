@@ -129,11 +129,3 @@ def test_zh_run_fits_three_regions_with_shared_mock_normalization_and_theory(tmp
     assert tables[title][0] == ("region", "uncertainty", "rule", "down %", "up %")
     assert len(tables[title][1]) == 6  # 3 regions × (scale, pdf)
 
-
-def test_yadage_export_refuses_a_multi_region_fit(tmp_path):
-    from recastkit.exceptions import ConfigError
-    from recastkit.workflow.export import export_yadage
-
-    with pytest.raises(ConfigError, match="fits SR, CR_low, CR_high together with free"):
-        export_yadage(EXAMPLES / "run.yml", tmp_path / "wf")
-    assert not (tmp_path / "wf").exists()

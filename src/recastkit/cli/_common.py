@@ -106,7 +106,10 @@ def echo_run_summary(result: Any) -> None:
     theory = result.limit.settings.get("theory") or {}
     for region, unc, rule, down, up in theory.get("rows") or []:
         click.echo(f"   theory {unc} ({rule}) in {region}: {down} % / {up} %")
-    for key in ("report", "result", "manifest", "limit.json", "workspace.json", "hists.png",
-                "limit.png"):
+    keys = ["report", "result", "manifest", "limit.json", "workspace.json", "hists.png",
+            "limit.png"]
+    # a multi-region fit draws one hists_<region>.png per region with a signal
+    keys += sorted(k for k in result.files if k.startswith("hists_") and k.endswith(".png"))
+    for key in keys:
         if key in result.files:
             click.echo(f"   {key:<15} {result.files[key]}")

@@ -51,6 +51,7 @@ import yaml
 from recastkit import __version__
 from recastkit._atomic import write_text_atomic
 from recastkit.exceptions import ConfigError
+from recastkit.regions import AnalysisConfig
 from recastkit.workflow.spec import AnalysisSpec, SampleSpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,54 @@ def _fit_cmd(background_params: Sequence[str], with_data: bool) -> str:
     return " ".join(parts)
 
 
-def _steps(image: str, tag: str, fit_cmd: str) -> dict[str, Any]:
-    """The step definitions (``steps.yml``), one per kind of step."""
+def _fit_regions_cmd(regions: Sequence[tuple[str, str]], backgrounds: Sequence[tuple[str, str]],
+                     with_data: bool) -> str:
+    """The ``recastkit fit --region ...`` command of a multi-region fit.
+
+    Args:
+        regions: ``(region name, region id)`` of the fitted regions, in order.
+        backgrounds: ``(sample name, sample id)`` of the MC backgrounds.
+        with_data: Data histograms (else ``--toy-data`` is among the options).
+    """
+    def lit(text: str) -> str:  # a literal in the interpolated command (str.format)
+        return _quote(text).replace("{", "{{").replace("}", "}}")
+
+    parts = ["recastkit fit"]
+    parts += [f"--region {lit(name)}" for name, _ in regions]
+    for name, rid in regions:
+        obs = f"{{observable_{rid}}}"
+        parts.append(f"--signal {lit(name + '=')}{{signal_{rid}}}:{obs}")
+        for bname, bid in backgrounds:
+            parts.append(f"--background {lit(f'{bname}@{name}=')}{{bkg_{bid}_{rid}}}:{obs}")
+        if with_data:
+            parts.append(f"--data {lit(name + '=')}{{data_{rid}}}:{obs}")
+    parts.append("{options} -o {outputdir}")
+    return " ".join(parts)
+
+
+def _steps(image: str, tag: str, fit_cmd: str,
+           fit_regions: tuple[str, Sequence[tuple[str, str]]] | None = None) -> dict[str, Any]:
+    """The step definitions (``steps.yml``), one per kind of step (``fit_regions``: the
+    multi-region fit's command and its regions)."""
     env = _env(image, tag)
+    steps = _single_steps(env, fit_cmd)
+    if fit_regions is not None:
+        cmd, regions = fit_regions
+        publish = {"limit": "{outputdir}/limit.json", "workspace": "{outputdir}/workspace.json",
+                   "limit_plot": "{outputdir}/limit.png"}
+        for name, rid in regions:
+            publish[f"hists_plot_{rid}"] = (
+                "{outputdir}/" + f"hists_{name}.png".replace("{", "{{").replace("}", "}}"))
+        del steps["fit"]
+        steps["fit_regions"] = {
+            "process": {"process_type": "string-interpolated-cmd", "cmd": cmd},
+            "publisher": {"publisher_type": "interpolated-pub", "publish": publish},
+            "environment": env,
+        }
+    return steps
+
+
+def _single_steps(env: dict[str, Any], fit_cmd: str) -> dict[str, Any]:
     return {
         "import_catalog": {
             "process": {
@@ -219,11 +265,22 @@ def _fit_options(spec: AnalysisSpec, mock: SampleSpec | None, notes: list[str]) 
         opts += ["--lumi-unc", _quote(it.lumi_unc)]
     if it.significance:
         opts.append("--significance")
+    if it.multi_region:
+        for name in it.free_backgrounds:
+            opts += ["--free-background", _quote(name)]
+        if it.theory is not None:
+            for g in it.theory.groups:
+                opts += ["--theory", _quote(f"{g.name}={g.rule}:{','.join(g.members)}")]
+            opts += ["--theory-normalize", _quote(it.theory.normalize)]
+            if it.theory.split:
+                opts.append("--theory-split")
     data = spec.samples.data
     seeds = []
     if mock is not None:
         assert mock.mock is not None
         opts.append("--mock-background")
+        if it.multi_region:
+            opts += ["--mock-name", _quote(mock.name)]
         seeds.append(mock.mock.seed)
     if data.kind == "toy":
         opts.append("--toy-data")
@@ -244,17 +301,10 @@ def _check_expressible(spec: AnalysisSpec) -> SampleSpec | None:
     mc = [b for b in spec.samples.backgrounds if b.kind != "mock"]
     src = str(spec.path)
     it = spec.interpretation
-    if it.multi_region:
-        msg = (f"{src}: $.interpretation: the yadage export fits one region with 'recastkit "
-               f"fit'; this spec fits {', '.join(it.regions)} together"
-               + (" with free background normalizations" if it.free_backgrounds else "")
-               + (" and theory uncertainties" if it.theory is not None else "")
-               + "; use recastkit run")
-        raise ConfigError(msg)
     if len(mocks) > 1:
         raise ConfigError(f"{src}: $.samples.backgrounds: the yadage export supports one mock "
                           f"background, the spec has {len(mocks)}")
-    if mocks and mc:
+    if mocks and mc and not it.multi_region:
         msg = (f"{src}: $.samples.backgrounds: 'recastkit fit' takes either MC backgrounds or "
                f"the mock background, the spec has both (MC: {', '.join(b.name for b in mc)};"
                f" mock: {mocks[0].name}); the yadage export cannot express it")
@@ -268,6 +318,13 @@ def _check_expressible(spec: AnalysisSpec) -> SampleSpec | None:
                    f"asks for {m.events} events with {m.decay_gev:g} GeV")
             raise ConfigError(msg)
     return mocks[0] if mocks else None
+
+
+def _hist_name(spec: AnalysisSpec, region: str) -> str:
+    """The fitted histogram's name in the output of ``recastkit select`` for ``region``: the
+    observable, under ``<region>/`` for a region written in the expression vocabulary."""
+    obs = spec.interpretation.observable
+    return f"{region}/{obs}" if isinstance(spec.region(region).selection, AnalysisConfig) else obs
 
 
 def _relative(path: Path, directory: Path) -> str:
@@ -387,12 +444,16 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
     for r in spec.regions:
         rid = region_id[r.name]
         dest = inputs_dir / f"selection_{rid}.yml"
-        texts[dest] = _dump(dict(r.document), f"Selection of region {r.name} "
+        # a region in the expression vocabulary: the one-region analysis configuration
+        # (objects, observables, ..., regions: {NAME: {cuts}}) that 'recastkit select' takes
+        sel_doc = (r.selection.to_mapping() if isinstance(r.selection, AnalysisConfig)
+                   else dict(r.document))
+        texts[dest] = _dump(sel_doc, f"Selection of region {r.name} "
                             f"(analysis {spec.name}), the --config of 'recastkit select'.")
         params[f"selection_{rid}"] = _relative(dest, out)
         if has_data_files:
             # data: the same selection with unit weights (as recastkit run selects data)
-            doc = dict(r.document)
+            doc = dict(sel_doc)
             doc["input"] = {**dict(doc.get("input") or {}), "unweighted": True}
             dest = inputs_dir / f"selection_{rid}_data.yml"
             texts[dest] = _dump(doc, f"Selection of region {r.name} for data (unit weights).")
@@ -450,7 +511,32 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
     fit_options = _fit_options(spec, mock, notes)
     results: list[str] = []
     mc_bkgs = [b for b in samples.backgrounds if b.kind == "mc"]
-    for rname in spec.interpretation.regions:
+    it = spec.interpretation
+    fit_regions: tuple[str, Sequence[tuple[str, str]]] | None = None
+    if it.multi_region:
+        fitted = [(r, region_id[r]) for r in it.regions]
+        fit_deps: list[str] = []
+        fit_params: dict[str, Any] = {}
+        for rname, rid in fitted:
+            fit_deps.append(scales[(sig.name, rname)])
+            fit_params[f"signal_{rid}"] = _ref(scales[(sig.name, rname)], "scaled")
+            for b in mc_bkgs:
+                st = scales[(b.name, rname)]
+                fit_deps.append(st)
+                fit_params[f"bkg_{sample_id[b.name]}_{rid}"] = _ref(st, "scaled")
+            data_stage = selects.get((samples.data.name, rname))
+            if data_stage is not None:
+                fit_deps.append(data_stage)
+                fit_params[f"data_{rid}"] = _ref(data_stage, "histfile")
+        fit_params.update({f"observable_{rid}": _hist_name(spec, rname)
+                           for rname, rid in fitted})
+        fit_params.update({"options": fit_options, "outputdir": "{workdir}"})
+        stages.append(_stage("fit", fit_deps, fit_params, "fit_regions"))
+        results += ["fit/limit.json", "fit/limit.png",
+                    *(f"fit/hists_{r}.png" for r, _ in fitted), "fit/workspace.json"]
+        fit_regions = (_fit_regions_cmd(fitted, [(b.name, sample_id[b.name]) for b in mc_bkgs],
+                                        samples.data.kind == "data"), fitted)
+    for rname in () if it.multi_region else it.regions:
         rid = region_id[rname]
         name = f"fit_{rid}"
         bkg_stages = [scales[(b.name, rname)] for b in mc_bkgs]
@@ -458,12 +544,12 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
         data_stage = selects.get((samples.data.name, rname))
         if data_stage is not None:
             deps.append(data_stage)
-        fit_params: dict[str, Any] = {"signal": _ref(scales[(sig.name, rname)], "scaled")}
+        fit_params = {"signal": _ref(scales[(sig.name, rname)], "scaled")}
         for b, st in zip(mc_bkgs, bkg_stages, strict=True):
             fit_params[f"bkg_{sample_id[b.name]}"] = _ref(st, "scaled")
         if data_stage is not None:
             fit_params["data"] = _ref(data_stage, "histfile")
-        fit_params.update({"observable": spec.interpretation.observable,
+        fit_params.update({"observable": _hist_name(spec, rname),
                            "options": fit_options, "outputdir": "{workdir}"})
         stages.append(_stage(name, deps, fit_params, "fit"))
         results += [f"{name}/limit.json", f"{name}/limit.png", f"{name}/hists.png",
@@ -472,7 +558,7 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
     workflow = {"stages": stages}
     fit_cmd = _fit_cmd([f"bkg_{sample_id[b.name]}" for b in mc_bkgs],
                        samples.data.kind == "data")
-    steps = _steps(image, tag, fit_cmd)
+    steps = _steps(image, tag, fit_cmd, fit_regions)
     stage_names = tuple(st["name"] for st in stages)
 
     # ---- reana.yaml and recast.yml
@@ -487,6 +573,14 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
         "outputs": {"files": results},
     }
     fit_region = spec.interpretation.regions[0]
+    if it.multi_region:
+        result_name = (f"{100 * it.cl:.0f}% CL upper limits on mu and sigma x BR (regions "
+                       f"{', '.join(it.regions)} fitted together)")
+        result_path = "fit/limit.json"
+    else:
+        result_name = (f"{100 * it.cl:.0f}% CL upper limits on mu and sigma x BR (region "
+                       f"{fit_region})")
+        result_path = f"fit_{region_id[fit_region]}/limit.json"
     recast = {
         "name": f"recastkit/{spec.name}",
         "metadata": {
@@ -499,11 +593,7 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
         "spec": {"toplevel": str(out.resolve()), "workflow": "workflow.yml"},
         "example_inputs": {"default": {"dataopts": {"initdir": str(out.resolve())},
                                        "initdata": params}},
-        "results": [
-            {"name": f"{100 * spec.interpretation.cl:.0f}% CL upper limits on mu and "
-                     f"sigma x BR (region {fit_region})",
-             "relpath": f"fit_{region_id[fit_region]}/limit.json", "load_yaml": True},
-        ],
+        "results": [{"name": result_name, "relpath": result_path, "load_yaml": True}],
     }
     header = (f"Written by recastkit {__version__} (recastkit export yadage) from "
               f"{spec.path} (sha256 {spec.sha256[:12]}).")
@@ -527,7 +617,7 @@ def export_yadage(spec_path: str | os.PathLike[str], directory: str | os.PathLik
             g = s.generate
             assert g is not None
             write_signal_sample(dest, g.events, g.seed, resonance_gev=g.resonance_gev,
-                                sum_of_weights=g.sum_of_weights)
+                                sum_of_weights=g.sum_of_weights, objects=g.objects)
             written.append(dest.resolve())
     for src, dest in copies:
         from recastkit._atomic import atomic_path

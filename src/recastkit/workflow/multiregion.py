@@ -8,7 +8,8 @@ region then uses. The signal's theory uncertainties (:mod:`recastkit.workflow.va
 become modifiers of the same name in every region (correlated).
 
 Outputs (staged, each moved atomically): ``workspace.json``, ``limit.json`` (with the
-best-fit background normalizations and the theory table in ``settings``), and with plots
+best-fit μ and background normalizations, the pre- and post-fit yields per region and sample,
+and the theory table in ``settings``), and with plots
 ``limit.png`` and ``hists_<region>.png`` for each region with a signal.
 """
 
@@ -45,7 +46,8 @@ class RegionFitInput:
         backgrounds: ``(sample name, path[:HIST])`` per background.
         signal: Scaled signal histogram ``path[:HIST]``, or None (no signal in the region).
         data: Observed data ``path[:HIST]`` (None with :attr:`MultiRegionFitRequest.toy_data`).
-        mock_background: Add the tutorial's mock background (sample ``background``).
+        mock_background: Add the tutorial's mock background (sample :attr:`mock_name`).
+        mock_name: Sample name of the mock background.
     """
 
     name: str
@@ -53,6 +55,7 @@ class RegionFitInput:
     signal: str | None = None
     data: str | None = None
     mock_background: bool = False
+    mock_name: str = "background"
 
 
 @dataclass(frozen=True)
@@ -191,13 +194,17 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
         for name, spec in r.backgrounds:
             h, _, label = load_hist(spec, f"background {name!r} of region {r.name!r}")
             bkgs.append(_read(stats.BinnedSample.from_hist(h, name, label), req.rebin))
-        if r.mock_background:
-            edges = (signal or bkgs[0]).edges
-            bkgs.insert(0, stats.mock_background(edges, rng))
         data = None
         if r.data is not None:
             h, _, label = load_hist(r.data, f"data of region {r.name!r}")
             data = _read(stats.BinnedSample.from_hist(h, "data", label), req.rebin, data=True)
+        if r.mock_background:
+            binned = signal or (bkgs[0] if bkgs else data)
+            if binned is None:
+                raise StatsError(f"region {r.name!r}: the mock background takes the binning of "
+                                 "the region's signal, background or data histogram; the "
+                                 "region has none")
+            bkgs.insert(0, stats.mock_background(binned.edges, rng, name=r.mock_name))
         regions.append(stats.prepare_region(r.name, signal, bkgs, data, rng=rng,
                                             theory=bands.get(r.name, ())))
     check_output_dir(req.output, "fit output folder")
@@ -223,6 +230,7 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
     lh = stats.make_likelihood(model(max(10.0, req.mu_max or 0.0)), backend=req.backend)
     fitted = stats.best_fit(lh)
     best = {b: fitted[stats.normfactor_name(b)][0] for b in dict.fromkeys(req.free_backgrounds)}
+    yields = _yields(lh, fitted, regions)
     table = theory_table(bands)
     settings = {
         "seed": req.seed,
@@ -231,6 +239,8 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
                     for r in regions],
         "free_backgrounds": list(req.free_backgrounds),
         "best_fit_normfactors": best,
+        "best_fit_mu": fitted[lh.poi_name][0],
+        "yields": yields,
         "theory": {"normalize": req.theory.normalize if req.theory else None,
                    "split": split, "headers": list(table[0]),
                    "rows": [list(row) for row in table[1]]},
@@ -248,6 +258,18 @@ def run_multiregion_fit(req: MultiRegionFitRequest,
         files = _write(Path(req.output), workspace, result, regions=regions,
                        lumi_ifb=lumi_ifb, xsec_ref_fb=xsec_ref_fb, plots=req.plots)
     return MultiRegionFitOutcome(result, tuple(regions), best, bands, table, files)
+
+
+def _yields(lh: Any, fitted: Mapping[str, tuple[float, ...]],
+            regions: list[RegionInputs]) -> dict[str, Any]:
+    """Per region: each sample's pre-fit (initial parameters: μ = 1, normalizations 1) and
+    post-fit (the free fit's best values) expected events, and the data."""
+    from recastkit.stats.postfit import parameter_vector, sample_yields
+
+    prefit = sample_yields(lh, parameter_vector(lh, {}))
+    postfit = sample_yields(lh, parameter_vector(lh, fitted))
+    return {r.name: {"prefit": prefit[r.name], "postfit": postfit[r.name],
+                     "data": float(sum(r.data))} for r in regions}
 
 
 def _write(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,

@@ -79,6 +79,24 @@ def build_report(run: RunResult) -> AnalysisReport:
             ("background", "factor", "regions"),
             [(name, f"{value:.4g}", ", ".join(it.regions))
              for name, value in normfactors.items()])
+    yields = fit_settings.get("yields") or {}
+    if yields:
+        mu_hat = fit_settings.get("best_fit_mu")
+        fit_text = ", ".join(
+            [f"μ̂ = {mu_hat:.4g}"] if mu_hat is not None else []) + "".join(
+            f", mu_{name} = {value:.4g}" for name, value in normfactors.items())
+        title = (f"Yields per fitted region, pre-fit (μ = 1, normalizations 1) and post-fit "
+                 f"({fit_text.lstrip(', ')})")
+        rows: list[tuple[Any, ...]] = []
+        for region, doc in yields.items():
+            pre, post = doc.get("prefit") or {}, doc.get("postfit") or {}
+            for sample in pre:
+                rows.append((region, sample, f"{pre[sample]:.6g}",
+                             f"{post.get(sample, float('nan')):.6g}"))
+            rows.append((region, "total", f"{sum(pre.values()):.6g}",
+                         f"{sum(post.values()):.6g}"))
+            rows.append((region, "data", f"{doc.get('data', float('nan')):.8g}", ""))
+        tables[title] = (("region", "sample", "pre-fit events", "post-fit events"), rows)
     return AnalysisReport(
         title=f"{spec.name}: {run.signal.name}", samples=samples, regions=plots,
         limits={run.signal.name: run.limit}, manifest=dict(run.manifest), steps=steps,
