@@ -85,9 +85,11 @@ from recastkit.selection_expr import (
     Scope,
     compile_expression,
     filter_objects,
-    hist_bins,
+    hist_sums,
+    masked_sums,
     merge_by_pt,
-    sort_by_pt,
+    merge_select_sorted,
+    select_sorted,
 )
 
 Float64Array = npt.NDArray[np.float64]
@@ -514,6 +516,9 @@ class CompiledConfig:
 
 
 _COMPILED: dict[str, CompiledConfig] = {}
+#: id -> (the configuration, its compilation): skips the content key for the same object
+#: (every chunk of a run); the configuration is held so that its id is not reused.
+_COMPILED_BY_ID: dict[int, tuple[AnalysisConfig, CompiledConfig]] = {}
 
 
 def _fingerprint(config: AnalysisConfig) -> str:
@@ -522,6 +527,9 @@ def _fingerprint(config: AnalysisConfig) -> str:
 
 def compiled(config: AnalysisConfig) -> CompiledConfig:
     """Compile a configuration once per process (cached by its content)."""
+    hit = _COMPILED_BY_ID.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
     key = _fingerprint(config)
     out = _COMPILED.get(key)
     if out is None:
@@ -529,6 +537,9 @@ def compiled(config: AnalysisConfig) -> CompiledConfig:
         if len(_COMPILED) > 64:
             _COMPILED.clear()
         _COMPILED[key] = out
+    if len(_COMPILED_BY_ID) > 64:
+        _COMPILED_BY_ID.clear()
+    _COMPILED_BY_ID[id(config)] = (config, out)
     return out
 
 
@@ -685,31 +696,50 @@ def _record(coll: Collection) -> ak.Array:
     return ak.Array(layout)
 
 
+def _object_keep(coll: Collection, cuts: tuple[Compiled | None, ...], layout_name: str
+                 ) -> npt.NDArray[np.bool_] | None:
+    """The objects passing every per-object cut (``None``: no cuts)."""
+    keep: npt.NDArray[np.bool_] | None = None
+    for c in cuts:
+        if c is None:
+            mask = np.asarray(coll.fields["btag"], dtype=np.float64) > \
+                DEFAULT_BTAG_MIN[layout_name]
+        else:
+            mask = c.mask(ObjectFrame(int(coll.offsets[-1]), coll.fields))
+        keep = mask if keep is None else keep & mask
+    return keep
+
+
 def build_frame(chunk: ObjectChunk, cc: CompiledConfig, layout_name: str) -> Frame:
-    """Apply object cuts, sort by pT and derive collections for one chunk."""
+    """Apply object cuts, sort by pT and derive collections for one chunk.
+
+    Base collections are cut first (the cuts are per object) and only the objects kept are
+    sorted and gathered, in one pass.
+    """
     colls: dict[str, Collection] = {}
+    kept: dict[str, tuple[Collection, npt.NDArray[np.bool_] | None]] = {}  # raw, keep
     for name in cc.order:
         source, cuts = cc.objects[name]
-        if source == "electrons+muons":
+        if source == name or source in kept:
+            # a base collection, or one derived from it: cut the stored objects (all cuts are
+            # per object), sort only those kept
+            raw, keep = (chunk.collections[name], None) if source == name else kept[source]
+            more = _object_keep(raw, cuts, layout_name)
+            keep = more if keep is None else keep if more is None else keep & more
+            kept[name] = (raw, keep)
+            colls[name] = select_sorted(raw, keep)
+            continue
+        if source == "electrons+muons" and "electrons" in kept and "muons" in kept:
+            (ra, ka), (rb, kb) = kept["electrons"], kept["muons"]
+            fields = sorted((set(ra.fields) & set(rb.fields)) - {"flavour"})
+            coll = merge_select_sorted(ra, ka, rb, kb, fields, {"flavour": (11.0, 13.0)})
+        elif source == "electrons+muons":
             ele, mu = colls["electrons"], colls["muons"]
-            fields = sorted((set(ele.fields) & set(mu.fields)) | {"flavour"})
-            ele = Collection(ele.offsets, {**ele.fields, "flavour": np.full(
-                ele.fields["pt"].size, 11.0)})
-            mu = Collection(mu.offsets, {**mu.fields, "flavour": np.full(
-                mu.fields["pt"].size, 13.0)})
-            coll = merge_by_pt(ele, mu, fields)
-        elif source == name:
-            coll = sort_by_pt(chunk.collections[name])
+            fields = sorted((set(ele.fields) & set(mu.fields)) - {"flavour"})
+            coll = merge_by_pt(ele, mu, fields, {"flavour": (11.0, 13.0)})
         else:
             coll = colls[source]
-        keep: npt.NDArray[np.bool_] | None = None
-        for c in cuts:
-            if c is None:
-                mask = np.asarray(coll.fields["btag"], dtype=np.float64) > \
-                    DEFAULT_BTAG_MIN[layout_name]
-            else:
-                mask = c.mask(ObjectFrame(coll.fields["pt"].size, coll.fields))
-            keep = mask if keep is None else keep & mask
+        keep = _object_keep(coll, cuts, layout_name)
         if keep is not None:
             coll = filter_objects(coll, keep)
         colls[name] = coll
@@ -777,14 +807,15 @@ class RegionsAccumulator:
         var_names = [v.name for v in layout.variations]
         var_w = [chunk.variation_weights[v] * (factor if factor is not None else 1.0)
                  for v in var_names]
-        w2 = w * w
+        # nominal and variation weights, one row each
+        all_w = np.stack([w, *var_w]) if var_w else w[np.newaxis]
         # cumulative selections shared by regions with a common first cuts (computed once)
         prefixes: dict[tuple[str, ...], tuple[Any, int, float, float, list[float]]] = {}
 
         def sums(sel: Any) -> tuple[Any, int, float, float, list[float]]:
-            return (sel, int(np.count_nonzero(sel)), float(np.sum(w, where=sel)),
-                    float(np.sum(w2, where=sel)), [float(np.sum(vw, where=sel))
-                                                   for vw in var_w])
+            count, total = masked_sums(sel, all_w)
+            return (sel, int(count), float(total[0, 0]), float(total[0, 1]),
+                    [float(x) for x in total[1:, 0]])
 
         for region in config.regions:
             cuts = cc.cuts[region.name]
@@ -798,11 +829,16 @@ class RegionsAccumulator:
             for k in range(len(cuts) + 1):
                 if k > 0:
                     cut = cuts[k - 1]
+                    prefix = key
                     key = (*key, cut.compiled.text if cut.compiled is not None
                            else f"hook:{cut.item.hook.text if cut.item.hook else ''}")
                     cached = prefixes.get(key)
                     if cached is None:
-                        cached = prefixes[key] = sums(entry[0] & _mask(cut, frame))
+                        if entry[1] == 0:  # nothing left to cut
+                            cached = prefixes[key] = entry
+                        else:  # evaluated for the events passing the previous cuts only
+                            frame.set_active(entry[0] if prefix else None, prefix)
+                            cached = prefixes[key] = sums(entry[0] & _mask(cut, frame))
                     entry = cached
                 n_arr[k] += entry[1]
                 w_arr[k, 0] += entry[2]
@@ -813,22 +849,14 @@ class RegionsAccumulator:
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue
+            frame.set_active(sel if key else None, key)
             for obs_name in region.observables:
                 obs = config.observables[obs_name]
-                x = _values(cc.observables[obs_name], frame)[idx]
-                ok = ~np.isnan(x)
-                b = hist_bins(x[ok], obs.bins, obs.low, obs.high)
-                size = obs.bins + 2
-                hname = config.hist_name(region.name, obs_name)
-                ws = w[idx][ok]
-                acc = self.hists[hname]
-                acc[:, 0] += np.bincount(b, weights=ws, minlength=size)
-                acc[:, 1] += np.bincount(b, weights=ws * ws, minlength=size)
-                for v, vw in zip(var_names, var_w, strict=True):
-                    wv = vw[idx][ok]
-                    accv = self.hists[config.hist_name(region.name, obs_name, v)]
-                    accv[:, 0] += np.bincount(b, weights=wv, minlength=size)
-                    accv[:, 1] += np.bincount(b, weights=wv * wv, minlength=size)
+                x = _values(cc.observables[obs_name], frame)
+                sums_w = hist_sums(x, idx, all_w, obs.bins, obs.low, obs.high)
+                self.hists[config.hist_name(region.name, obs_name)] += sums_w[0]
+                for j, v in enumerate(var_names, start=1):
+                    self.hists[config.hist_name(region.name, obs_name, v)] += sums_w[j]
         self.n_events += chunk.n_events
 
     def merged(self, other: RegionsAccumulator) -> RegionsAccumulator:

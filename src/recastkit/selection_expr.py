@@ -2,9 +2,12 @@
 
 An expression is a Python expression parsed with :mod:`ast` and checked against a whitelist:
 only the names, functions and operators below are accepted, attribute access only reads object
-fields, and nothing is ever ``eval``-ed. It is compiled once into a tree of vectorized numpy
-operations over a whole chunk of events (no per-event Python), with common sub-expressions
-(``bjets[0]`` in several cuts) computed once per chunk.
+fields, and nothing is ever ``eval``-ed. It is compiled once into a tree of operations over a
+whole chunk of events (numba kernels on the collections' offsets and flat arrays, numpy for
+elementwise arithmetic; no per-event Python), with common sub-expressions (``bjets[0]`` in
+several cuts; ``m(leptons[0:2])`` and ``pt(leptons[0] + leptons[1])`` share one sum) computed
+once per chunk. Objects, sums and their kinematics are computed only for the events passing the
+cuts before the one being evaluated (see :class:`_Memo`).
 
 Event-level vocabulary (region cuts, observables, weights):
 
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -80,12 +83,16 @@ class Kind(Enum):
 
 @dataclass
 class Obj:
-    """The i-th object of a collection in every event (``valid``: the event has it)."""
+    """The i-th object of a collection in every event (NaN fields where an event has fewer).
+
+    Fields are taken from the collection by one compiled pass per field (and cached), never
+    through a per-event index array.
+    """
 
     coll: Collection | None
-    index: npt.NDArray[np.int64]
-    valid: BoolArray
+    position: int
     fields: Mapping[str, Float64Array] | None = None  # per-event fields (MET)
+    active: BoolArray = field(default_factory=lambda: _ALL)  # events computed (empty: all)
     _got: dict[str, Float64Array] = field(default_factory=dict)
     _vec: Vec | None = None
 
@@ -101,14 +108,10 @@ class Obj:
         if out is not None:
             return out
         assert self.coll is not None
-        arr = self.coll.fields[name]
-        if arr.size == 0:
-            out = np.full(n, np.nan)
-        else:
-            out = arr[self.index].astype(np.float64)
-            out[~self.valid] = np.nan
-        self._got[name] = out
-        return out
+        got: Float64Array = _take(self.coll.offsets, self.coll.fields[name], self.position,
+                                  self.active)
+        self._got[name] = got
+        return got
 
     def vec(self, n: int) -> Vec:
         """The four-vector (computed once)."""
@@ -118,8 +121,10 @@ class Obj:
                 px, py = pt * np.cos(phi), pt * np.sin(phi)
                 self._vec = Vec(px, py, np.zeros(n), pt.copy())
             else:
-                self._vec = Vec(*_p4(self.get("pt", n), self.get("eta", n),
-                                     self.get("phi", n), self.get("mass", n)))
+                assert self.coll is not None
+                f = self.coll.fields
+                self._vec = Vec(*_element_p4(self.coll.offsets, f["pt"], f["eta"], f["phi"],
+                                             f["mass"], self.position, self.active))
         return self._vec
 
 
@@ -133,8 +138,53 @@ class Vec:
     e: Float64Array
 
 
+#: The "every event is active" marker handed to kernels (an empty mask).
+_ALL: BoolArray = np.zeros(0, dtype=bool)
+
+
+@dataclass(kw_only=True)
+class _Memo:
+    """Values of evaluated sub-expressions, valid for the events they were computed on.
+
+    Expensive values (objects, four-vector sums, their fields) are computed only for the
+    *active* events: those passing the cuts named by ``active_key`` (the cumulative cuts of the
+    region being evaluated). A value computed under a key is valid for every key extending it
+    (a subset of its events), so the three regions of an analysis sharing a preselection share
+    its values. Elsewhere it may be NaN: every expression is per event, and values of inactive
+    events are never used (cuts are combined with the active mask, histograms fill a subset).
+    """
+
+    active: BoolArray | None = None
+    active_key: tuple[str, ...] = ()
+    memo: dict[str, list[tuple[tuple[str, ...], Any]]] = field(default_factory=dict)
+
+    def set_active(self, mask: BoolArray | None, key: tuple[str, ...]) -> None:
+        """Evaluate from now on for the events of ``mask`` (``None``: all), named ``key``."""
+        self.active = mask
+        self.active_key = key
+
+    @property
+    def active_mask(self) -> BoolArray:
+        """The active mask for kernels (empty: every event)."""
+        return _ALL if self.active is None else self.active
+
+    def recall(self, key: str) -> Any:
+        """The value of ``key`` valid for the active events, or ``None``."""
+        entries = self.memo.get(key)
+        if entries:
+            cur = self.active_key
+            for where, value in entries:
+                if cur[:len(where)] == where:
+                    return value
+        return None
+
+    def keep(self, key: str, value: Any, every: bool = False) -> None:
+        """Remember ``value`` of ``key``, computed for the active events (or ``every`` one)."""
+        self.memo.setdefault(key, []).append(((), value) if every else (self.active_key, value))
+
+
 @dataclass
-class Frame:
+class Frame(_Memo):
     """The values an expression is evaluated on: one chunk's collections after object cuts.
 
     Attributes:
@@ -143,7 +193,7 @@ class Frame:
         met: MET fields per event (``pt``, ``phi``), if read.
         event_fields: Scalar per-event values by name.
         hook_events: Builds the awkward record array handed to Python hooks.
-        cache: Values of already evaluated sub-expressions (by canonical text).
+        cache: Values of Python hooks (by hook reference), for every event.
     """
 
     n_events: int
@@ -164,7 +214,7 @@ class Frame:
 
 
 @dataclass
-class ObjectFrame:
+class ObjectFrame(_Memo):
     """Per-object cut evaluation: flat field arrays of one collection."""
 
     n_events: int  # number of objects here
@@ -197,14 +247,22 @@ class Compiled:
     def mask(self, frame: Any) -> BoolArray:
         """Evaluate a condition: true where it holds (missing -> false)."""
         value, valid = as_bool(self.fn(frame), self.kind)
-        out: BoolArray = np.broadcast_to(value & valid, (frame.n_events,))
+        out: BoolArray = _per_event(value & valid, frame.n_events)
         return out
 
     def values(self, frame: Any) -> Float64Array:
         """Evaluate a number per event (NaN where missing)."""
-        out: Float64Array = np.broadcast_to(as_num(self.fn(frame), self.kind, frame),
-                                            (frame.n_events,))
+        out: Float64Array = _per_event(as_num(self.fn(frame), self.kind, frame), frame.n_events)
         return out
+
+
+def _per_event(value: Any, n: int) -> Any:
+    """``value`` as a read-only view with one entry per event (a constant broadcast)."""
+    if isinstance(value, np.ndarray) and value.shape == (n,):
+        out = value.view()
+        out.flags.writeable = False
+        return out
+    return np.broadcast_to(value, (n,))
 
 
 class ExpressionError(ConfigError):
@@ -280,6 +338,57 @@ def _merge_perm(oa: Any, pa: Any, ob: Any, pb: Any) -> Any:  # pragma: no cover 
 
 
 @numba.njit(cache=True, nogil=True)
+def _merge_select_sort(  # noqa: PLR0917 - numba kernels take positional arguments
+        oa: Any, keep_a: Any, pa: Any, ob: Any, keep_b: Any, pb: Any,
+) -> Any:  # pragma: no cover - compiled
+    """The kept objects of a and b, each event's in decreasing pT: (offsets, from_b, index).
+
+    A stable sort of each event's kept a-objects followed by its kept b-objects (NaN pT last),
+    which is the merge (:func:`_merge_perm`) of a and b each sorted: a first on ties.
+    ``index`` points into a's or b's stored objects.
+    """
+    n = oa.shape[0] - 1
+    total = 0
+    for i in range(keep_a.shape[0]):
+        if keep_a[i]:
+            total += 1
+    for i in range(keep_b.shape[0]):
+        if keep_b[i]:
+            total += 1
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    from_b = np.empty(total, dtype=np.bool_)
+    index = np.empty(total, dtype=np.int64)
+    k = 0
+    for ev in range(n):
+        s = k
+        for side in range(2):
+            lo = ob[ev] if side else oa[ev]
+            hi = ob[ev + 1] if side else oa[ev + 1]
+            for i in range(lo, hi):
+                if not (keep_b[i] if side else keep_a[i]):
+                    continue
+                v = pb[i] if side else pa[i]
+                if np.isnan(v):
+                    v = -np.inf
+                j = k - 1
+                while j >= s:
+                    u = pb[index[j]] if from_b[j] else pa[index[j]]
+                    if np.isnan(u):
+                        u = -np.inf
+                    if u >= v:
+                        break
+                    from_b[j + 1] = from_b[j]
+                    index[j + 1] = index[j]
+                    j -= 1
+                from_b[j + 1] = side == 1
+                index[j + 1] = i
+                k += 1
+        offsets[ev + 1] = k
+    return offsets, from_b, index
+
+
+@numba.njit(cache=True, nogil=True)
 def _segment_reduce(offsets: Any, values: Any, op: int) -> Any:  # pragma: no cover
     """Per-event sum (op 0), max (1) or min (2); max/min of no objects is NaN."""
     n = offsets.shape[0] - 1
@@ -315,66 +424,455 @@ def sort_by_pt(coll: Collection) -> Collection:
     return Collection(coll.offsets, {k: v[perm] for k, v in coll.fields.items()})
 
 
-def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
-    """Objects where ``keep`` is true (order kept)."""
-    if keep.all():
-        return coll
+class GatheredFields(Mapping[str, npt.NDArray[Any]]):
+    """Fields ``base[name][index]``, each gathered on first access only (then kept).
+
+    A selection of a selection composes the indices, so a derived collection gathers its
+    fields straight from the chunk's arrays, and fields nobody reads are never gathered. The
+    index itself may be computed on first use (``make_index``: the pT ordering of a
+    collection of which only the number of objects is used is never computed).
+    """
+
+    def __init__(self, base: Mapping[str, npt.NDArray[Any]],
+                 index: npt.NDArray[np.int64] | None = None,
+                 make_index: Callable[[], npt.NDArray[np.int64]] | None = None) -> None:
+        self.base = base
+        self._index = index
+        self._make_index = make_index
+        self._got: dict[str, npt.NDArray[Any]] = {}
+
+    @property
+    def index(self) -> npt.NDArray[np.int64]:
+        """Positions of these objects in ``base``."""
+        if self._index is None:
+            assert self._make_index is not None
+            self._index = self._make_index()
+        return self._index
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        out = self._got.get(name)
+        if out is None:
+            out = self._got[name] = self.base[name][self.index]
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def select(self, idx: npt.NDArray[np.int64]) -> GatheredFields:
+        """The fields of the objects ``idx`` of these."""
+        return GatheredFields(self.base, self.index[idx])
+
+
+def _gathered(fields: Mapping[str, npt.NDArray[Any]], idx: npt.NDArray[np.int64]
+              ) -> GatheredFields:
+    if isinstance(fields, GatheredFields):
+        return fields.select(idx)
+    return GatheredFields(fields, idx)
+
+
+def _kept_offsets(offsets: npt.NDArray[np.int64], keep: BoolArray) -> npt.NDArray[np.int64]:
     cs = np.zeros(keep.size + 1, dtype=np.int64)
     np.cumsum(keep, out=cs[1:])
-    offsets = cs[coll.offsets]
+    out: npt.NDArray[np.int64] = cs[offsets]
+    return out
+
+
+def select_sorted(coll: Collection, keep: BoolArray | None) -> Collection:
+    """The objects where ``keep`` is true (all if ``None``), each event's in decreasing pT.
+
+    Equal to ``filter_objects(sort_by_pt(coll), keep)`` (both orders are stable). The offsets
+    are computed at once; the ordering when a field is first read, and each field then
+    (:class:`GatheredFields`).
+    """
+    pt = coll.fields["pt"]
+    mask = np.ones(pt.size, dtype=bool) if keep is None else keep
+    offsets = coll.offsets if keep is None else _kept_offsets(coll.offsets, mask)
+
+    def perm() -> npt.NDArray[np.int64]:
+        out: npt.NDArray[np.int64] = _select_sort(coll.offsets, mask, pt)[1]
+        return out
+
+    base = coll.fields
+    if isinstance(base, GatheredFields):  # a selection of a selection: sort now, compose
+        return Collection(offsets, base.select(perm()))
+    return Collection(offsets, GatheredFields(base, make_index=perm))
+
+
+def filter_objects(coll: Collection, keep: BoolArray) -> Collection:
+    """Objects where ``keep`` is true (order kept; fields gathered when first read)."""
+    if keep.all():
+        return coll
+    offsets = _kept_offsets(coll.offsets, keep)
     idx = np.flatnonzero(keep)
-    return Collection(offsets, {k: v[idx] for k, v in coll.fields.items()})
+    return Collection(offsets, _gathered(coll.fields, idx))
 
 
-def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str]) -> Collection:
-    """Merge two pT-sorted collections into one pT-sorted collection of ``fields``."""
+def merge_by_pt(a: Collection, b: Collection, fields: Sequence[str],
+                constants: Mapping[str, tuple[float, float]] | None = None) -> Collection:
+    """Merge two pT-sorted collections into one pT-sorted collection of ``fields`` (float64).
+
+    ``constants``: field -> (value for a's objects, value for b's), e.g. the lepton flavour.
+    """
     offsets, from_b, index = _merge_perm(a.offsets, a.fields["pt"], b.offsets, b.fields["pt"])
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name in fields:
-        fa = a.fields[name].astype(np.float64, copy=False)
-        fb = b.fields[name].astype(np.float64, copy=False)
-        va = fa[np.where(from_b, 0, index)] if fa.size else np.zeros(index.size)
-        vb = fb[np.where(from_b, index, 0)] if fb.size else np.zeros(index.size)
+    # read the fields of lazily gathered collections at their source (no gather of a or b)
+    fa, fb = a.fields, b.fields
+    if isinstance(fa, GatheredFields) or isinstance(fb, GatheredFields):
+        ia = fa.index if isinstance(fa, GatheredFields) else None
+        ib = fb.index if isinstance(fb, GatheredFields) else None
+        index = _compose(from_b, index, np.arange(0) if ia is None else ia,
+                         np.arange(0) if ib is None else ib)
+        fa = fa.base if isinstance(fa, GatheredFields) else fa
+        fb = fb.base if isinstance(fb, GatheredFields) else fb
+    out = {name: _merge_take(from_b, index, fa[name], fb[name]) for name in fields}
+    for name, (va, vb) in (constants or {}).items():
         out[name] = np.where(from_b, vb, va)
-    return Collection(offsets, out)
+    return Collection(offsets, {k: out[k] for k in sorted(out)})
+
+
+def merge_select_sorted(  # noqa: PLR0917
+        a: Collection, keep_a: BoolArray | None, b: Collection, keep_b: BoolArray | None,
+        fields: Sequence[str], constants: Mapping[str, tuple[float, float]] | None = None,
+) -> Collection:
+    """``merge_by_pt(select_sorted(a, keep_a), select_sorted(b, keep_b), ...)`` in one pass.
+
+    Fields (float64) are read straight from a's and b's stored arrays; ``constants`` as in
+    :func:`merge_by_pt`.
+    """
+    ka = np.ones(a.fields["pt"].size, dtype=bool) if keep_a is None else keep_a
+    kb = np.ones(b.fields["pt"].size, dtype=bool) if keep_b is None else keep_b
+    offsets, from_b, index = _merge_select_sort(a.offsets, ka, a.fields["pt"], b.offsets, kb,
+                                                b.fields["pt"])
+    out = {name: _merge_take(from_b, index, a.fields[name], b.fields[name]) for name in fields}
+    for name, (va, vb) in (constants or {}).items():
+        out[name] = np.where(from_b, vb, va)
+    return Collection(offsets, {k: out[k] for k in sorted(out)})
 
 
 @numba.njit(cache=True, nogil=True)
-def _p4(pt: Any, eta: Any, phi: Any, mass: Any) -> Any:  # pragma: no cover - compiled
-    """Cartesian (px, py, pz, E) in one pass (NaN in, NaN out)."""
-    n = pt.shape[0]
+def _take(offsets: Any, values: Any, i: int, active: Any) -> Any:  # pragma: no cover
+    """Field of each event's i-th object as float64 (NaN where the event has fewer).
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for ev in range(n):
+        k = offsets[ev] + i
+        if k < offsets[ev + 1] and (every or active[ev]):
+            out[ev] = np.float64(values[k])
+        else:
+            out[ev] = np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _element_p4(  # noqa: PLR0917 - numba kernels take positional arguments
+        offsets: Any, pt: Any, eta: Any, phi: Any, mass: Any, i: int, active: Any,
+) -> Any:  # pragma: no cover - compiled
+    """(px, py, pz, E) of each event's i-th object (NaN where missing).
+
+    ``px = pt cos(phi)``, ``py = pt sin(phi)``, ``pz = pt sinh(eta)``,
+    ``E = sqrt(px² + py² + pz² + m²)``, in float64.
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
     px = np.empty(n)
     py = np.empty(n)
     pz = np.empty(n)
     e = np.empty(n)
-    for i in range(n):
-        p = pt[i]
-        x = p * math.cos(phi[i])
-        y = p * math.sin(phi[i])
-        z = p * math.sinh(eta[i])
-        m = mass[i]
-        px[i] = x
-        py[i] = y
-        pz[i] = z
-        e[i] = math.sqrt(x * x + y * y + z * z + m * m)
+    for ev in range(n):
+        k = offsets[ev] + i
+        if k < offsets[ev + 1] and (every or active[ev]):
+            p = np.float64(pt[k])
+            f = np.float64(phi[k])
+            x = p * math.cos(f)
+            y = p * math.sin(f)
+            z = p * math.sinh(np.float64(eta[k]))
+            m = np.float64(mass[k])
+            px[ev] = x
+            py[ev] = y
+            pz[ev] = z
+            e[ev] = math.sqrt(x * x + y * y + z * z + m * m)
+        else:
+            px[ev] = np.nan
+            py[ev] = np.nan
+            pz[ev] = np.nan
+            e[ev] = np.nan
     return px, py, pz, e
 
 
-def _element(coll: Collection, i: int) -> Obj:
-    counts = coll.counts
-    valid = counts > i
-    idx = np.where(valid, coll.offsets[:-1] + i, 0)
-    return Obj(coll, idx, valid)
+@numba.njit(cache=True, nogil=True)
+def _sum_p4(  # noqa: PLR0917
+        offsets: Any, pt: Any, eta: Any, phi: Any, mass: Any, positions: Any, active: Any,
+) -> Any:  # pragma: no cover - compiled
+    """(px, py, pz, E) of ``c[p0] + c[p1] + ...`` added left to right (NaN if one is missing).
+
+    Each object's four-vector as :func:`_element_p4`, the sum in the order of :func:`_add`;
+    only for the ``active`` events (an empty mask: all), NaN elsewhere.
+    """
+    n = offsets.shape[0] - 1
+    every = active.shape[0] == 0
+    px = np.full(n, np.nan)
+    py = np.full(n, np.nan)
+    pz = np.full(n, np.nan)
+    e = np.full(n, np.nan)
+    for ev in range(n):
+        if not (every or active[ev]):
+            continue
+        s = offsets[ev]
+        count = offsets[ev + 1] - s
+        ok = True
+        for p in positions:
+            if p >= count:
+                ok = False
+        if not ok:
+            continue
+        sx = 0.0
+        sy = 0.0
+        sz = 0.0
+        se = 0.0
+        for j in range(positions.shape[0]):
+            k = s + positions[j]
+            q = np.float64(pt[k])
+            f = np.float64(phi[k])
+            x = q * math.cos(f)
+            y = q * math.sin(f)
+            z = q * math.sinh(np.float64(eta[k]))
+            m = np.float64(mass[k])
+            en = math.sqrt(x * x + y * y + z * z + m * m)
+            if j == 0:
+                sx = x
+                sy = y
+                sz = z
+                se = en
+            else:
+                sx = sx + x
+                sy = sy + y
+                sz = sz + z
+                se = se + en
+        px[ev] = sx
+        py[ev] = sy
+        pz[ev] = sz
+        e[ev] = se
+    return px, py, pz, e
+
+
+@numba.njit(cache=True, nogil=True)
+def _mass_kernel(px: Any, py: Any, pz: Any, e: Any, active: Any) -> Any:  # pragma: no cover
+    """sqrt(max(E² - p², 0)) in one pass (NaN stays NaN), the operations of numpy's order.
+
+    Only for the ``active`` events (an empty mask: all); NaN elsewhere.
+    """
+    n = px.shape[0]
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for i in range(n):
+        if not (every or active[i]):
+            out[i] = np.nan
+            continue
+        m2 = e[i] * e[i] - px[i] * px[i] - py[i] * py[i] - pz[i] * pz[i]
+        if np.isnan(m2):
+            out[i] = np.nan
+        elif m2 >= 0.0:
+            out[i] = math.sqrt(m2)
+        else:
+            out[i] = 0.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _compare(u: Any, v: Any, op: int) -> Any:  # pragma: no cover - compiled
+    """``(u op v and both present, both present)`` with NaN missing; one value broadcasts.
+
+    ``op``: 0 <, 1 <=, 2 >, 3 >=, 4 ==, 5 !=.
+    """
+    nu = u.shape[0]
+    nv = v.shape[0]
+    n = nv if nu == 1 else nu
+    value = np.empty(n, dtype=np.bool_)
+    ok = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        a = u[0] if nu == 1 else u[i]
+        b = v[0] if nv == 1 else v[i]
+        good = not (np.isnan(a) or np.isnan(b))
+        if op == 0:
+            r = a < b
+        elif op == 1:
+            r = a <= b
+        elif op == 2:
+            r = a > b
+        elif op == 3:
+            r = a >= b
+        elif op == 4:
+            r = a == b
+        else:
+            r = a != b
+        ok[i] = good
+        value[i] = r and good
+    return value, ok
+
+
+@numba.njit(cache=True, nogil=True)
+def _pt_kernel(px: Any, py: Any, active: Any) -> Any:  # pragma: no cover - compiled
+    """hypot(px, py) (as ``np.hypot``) for the ``active`` events (empty: all), NaN elsewhere."""
+    n = px.shape[0]
+    every = active.shape[0] == 0
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = math.hypot(px[i], py[i]) if every or active[i] else np.nan
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def masked_sums(sel: Any, weights: Any) -> Any:  # pragma: no cover - compiled
+    """Events where ``sel`` holds, and per row of ``weights`` Σw and Σw² over them.
+
+    Sums are taken in blocks of 4096 events (partial sums added), rounding error ~1e-13.
+    """
+    k = weights.shape[0]
+    n = sel.shape[0]
+    total = np.zeros((k, 2))
+    part = np.zeros((k, 2))
+    count = 0
+    for start in range(0, n, 4096):
+        part[:] = 0.0
+        for i in range(start, min(start + 4096, n)):
+            if sel[i]:
+                count += 1
+                for j in range(k):
+                    wv = weights[j, i]
+                    part[j, 0] += wv
+                    part[j, 1] += wv * wv
+        total += part
+    return count, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _compose(from_b: Any, index: Any, ia: Any, ib: Any) -> Any:  # pragma: no cover - compiled
+    """``index`` of a merge mapped through a's and b's own indices (empty: identity)."""
+    out = np.empty_like(index)
+    for k in range(index.shape[0]):
+        j = index[k]
+        if from_b[k]:
+            out[k] = ib[j] if ib.shape[0] else j
+        else:
+            out[k] = ia[j] if ia.shape[0] else j
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_take(from_b: Any, index: Any, fa: Any, fb: Any) -> Any:  # pragma: no cover
+    """Field values of a merge (:func:`_merge_perm`) as float64."""
+    n = index.shape[0]
+    out = np.empty(n)
+    for k in range(n):
+        if from_b[k]:
+            out[k] = np.float64(fb[index[k]])
+        else:
+            out[k] = np.float64(fa[index[k]])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_sort(offsets: Any, keep: Any, pt: Any) -> Any:  # pragma: no cover - compiled
+    """(offsets, index) of the kept objects, each event's in decreasing pT (stable; NaN last)."""
+    n = offsets.shape[0] - 1
+    total = 0
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            total += 1
+    out_offsets = np.empty(n + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    perm = np.empty(total, dtype=np.int64)
+    k = 0
+    for ev in range(n):
+        s = k
+        for i in range(offsets[ev], offsets[ev + 1]):
+            if not keep[i]:
+                continue
+            v = pt[i]
+            if np.isnan(v):
+                v = -np.inf
+            j = k - 1
+            while j >= s:
+                u = pt[perm[j]]
+                if np.isnan(u):
+                    u = -np.inf
+                if u >= v:
+                    break
+                perm[j + 1] = perm[j]
+                j -= 1
+            perm[j + 1] = i
+            k += 1
+        out_offsets[ev + 1] = k
+    return out_offsets, perm
+
+
+@numba.njit(cache=True, nogil=True)
+def hist_sums(  # noqa: PLR0917
+        x: Any, idx: Any, weights: Any, nbins: int, low: float, high: float,
+) -> Any:  # pragma: no cover - compiled
+    """(Σw, Σw²) per bin (with flow) of ``x[idx]`` for every row of ``weights``.
+
+    Binning as :func:`hist_bins`; NaN values are not filled. Sums start from zero and add in
+    event order (``np.bincount``'s order).
+    """
+    k = weights.shape[0]
+    out = np.zeros((k, nbins + 2, 2))
+    width = high - low
+    for i in idx:
+        v = x[i]
+        if np.isnan(v):
+            continue
+        z = (v - low) / width
+        if z < 0:
+            b = 0
+        elif z >= 1:
+            b = nbins + 1
+        else:
+            b = int(z * nbins) + 1
+        for j in range(k):
+            wv = weights[j, i]
+            out[j, b, 0] += wv
+            out[j, b, 1] += wv * wv
+    return out
+
+
+def _element(coll: Collection, i: int, frame: Any) -> Obj:
+    return Obj(coll, i, active=frame.active_mask)
 
 
 def _element_cached(frame: Any, key: str, coll: Collection, i: int) -> Obj:
-    """The element ``key[i]`` shared through the frame cache (same key as ``c[i]`` nodes)."""
+    """The element ``key[i]`` shared through the frame's memo (same key as ``c[i]`` nodes)."""
     k = f"{key}[{i}]"
-    obj = frame.cache.get(k)
+    obj = frame.recall(k)
     if obj is None:
-        obj = _element(coll, i)
-        frame.cache[k] = obj
+        obj = _element(coll, i, frame)
+        frame.keep(k, obj)
     return obj  # type: ignore[no-any-return]
+
+
+def _sum_terms(frame: Any, terms: tuple[tuple[str, int], ...]) -> Vec:
+    """The four-vector sum of the objects ``terms`` ((collection, position), left to right)."""
+    names = {c for c, _ in terms}
+    if len(names) == 1:
+        coll = frame.collections[terms[0][0]]
+        f = coll.fields
+        positions = np.array([i for _, i in terms], dtype=np.int64)
+        return Vec(*_sum_p4(coll.offsets, f["pt"], f["eta"], f["phi"], f["mass"], positions,
+                            frame.active_mask))
+    n = frame.n_events
+    c0, i0 = terms[0]
+    total = _element_cached(frame, c0, frame.collections[c0], i0).vec(n)
+    for c, i in terms[1:]:
+        total = _add(total, _element_cached(frame, c, frame.collections[c], i).vec(n))
+    return total
 
 
 def _vec_of(x: Obj | Vec, n: int) -> Vec:
@@ -398,15 +896,14 @@ def _slice(frame: Any, key: str, coll: Collection, lo: int, hi: int) -> Vec:
     return total
 
 
-def _mass(v: Vec) -> Float64Array:
-    m2 = v.e * v.e - v.px * v.px - v.py * v.py - v.pz * v.pz
-    out: Float64Array = np.sqrt(np.maximum(m2, 0.0))
-    out[np.isnan(m2)] = np.nan
+def _mass(v: Vec, active: BoolArray = _ALL) -> Float64Array:
+    out: Float64Array = _mass_kernel(v.px, v.py, v.pz, v.e, active)
     return out
 
 
-def _pt(v: Vec) -> Float64Array:
-    return np.hypot(v.px, v.py)
+def _pt(v: Vec, active: BoolArray = _ALL) -> Float64Array:
+    out: Float64Array = _pt_kernel(v.px, v.py, active)
+    return out
 
 
 def _eta(v: Vec) -> Float64Array:
@@ -482,6 +979,14 @@ class _Node:
     events: set[str]
     const: Any = None
     coll: str | None = None
+    #: A sum of objects added left to right ((collection, position), ...); one object for
+    #: ``c[i]``. Such sums are computed by one kernel and share one key however written
+    #: (``c[0:2]`` and ``c[0] + c[1]``).
+    terms: tuple[tuple[str, int], ...] | None = None
+
+
+def _terms_key(terms: tuple[tuple[str, int], ...]) -> str:
+    return "p4sum(" + ", ".join(f"{c}[{i}]" for c, i in terms) + ")"
 
 
 def _merge_uses(*nodes: _Node) -> tuple[dict[str, set[str]], set[str]]:
@@ -494,20 +999,21 @@ def _merge_uses(*nodes: _Node) -> tuple[dict[str, set[str]], set[str]]:
     return uses, events
 
 
-def _memo(key: str, fn: Evaluator) -> Evaluator:
+def _memo(key: str, fn: Evaluator, every: bool = False) -> Evaluator:
+    """``fn`` evaluated once per chunk and active events (``every``: once per chunk, a value
+    computed for every event whatever the active ones)."""
     def run(frame: Any) -> Any:
-        cache = frame.cache
-        if key in cache:
-            return cache[key]
-        value = fn(frame)
-        cache[key] = value
+        value = frame.recall(key)
+        if value is None:
+            value = fn(frame)
+            frame.keep(key, value, every)
         return value
     return run
 
 
-_CMP: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
-    ast.Eq: np.equal, ast.NotEq: np.not_equal,
+#: Comparison operator -> code of :func:`_compare`.
+_CMP_CODES: dict[type[ast.cmpop], int] = {
+    ast.Lt: 0, ast.LtE: 1, ast.Gt: 2, ast.GtE: 3, ast.Eq: 4, ast.NotEq: 5,
 }
 _BIN: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
@@ -577,13 +1083,23 @@ class _Compiler:
         raise self.fail(node, f"expected an object or a sum of objects, got a {nd.kind.value}")
 
     def make(self, kind: Kind, fn: Evaluator, key: str, *deps: _Node, coll: str | None = None,
-             extra: Mapping[str, set[str]] | None = None, memo: bool = True) -> _Node:
+             extra: Mapping[str, set[str]] | None = None, memo: bool = True,
+             terms: tuple[tuple[str, int], ...] | None = None, every: bool = False) -> _Node:
         uses, events = _merge_uses(*deps)
         for k, v in (extra or {}).items():
             uses.setdefault(k, set()).update(v)
         # objects, sums and function values are kept for the chunk (shared by every cut and
         # observable using them); cheap elementwise results are recomputed instead of held
-        return _Node(kind, _memo(key, fn) if memo else fn, key, uses, events, coll=coll)
+        return _Node(kind, _memo(key, fn, every) if memo else fn, key, uses, events, coll=coll,
+                     terms=terms)
+
+    def p4sum(self, terms: tuple[tuple[str, int], ...], *deps: _Node, coll: str | None,
+              extra: Mapping[str, set[str]]) -> _Node:
+        """A sum of objects added left to right, by one kernel."""
+        def run(f: Any, t: tuple[tuple[str, int], ...] = terms) -> Any:
+            return _sum_terms(f, t)
+        return self.make(Kind.VEC, run, _terms_key(terms), *deps, coll=coll, extra=extra,
+                         terms=terms)
 
     # -- dispatch
     def node(self, node: ast.AST) -> _Node:
@@ -641,8 +1157,7 @@ class _Compiler:
             def met(f: Any) -> Any:
                 if f.met is None:
                     raise ExpressionError("met is used but was not read")
-                return Obj(None, np.zeros(0, dtype=np.int64), np.ones(f.n_events, dtype=bool),
-                           f.met)
+                return Obj(None, 0, f.met)
             return _Node(Kind.OBJ, met, "met", {"met": {"pt", "phi"}}, set(), coll="met")
         if name in scope.event_fields:
             def ev(f: Any, k: str = name) -> Any:
@@ -661,7 +1176,7 @@ class _Compiler:
             def jag(f: Any, b: Evaluator = base.fn, k: str = fname) -> Any:
                 c = b(f)
                 return c.offsets, c.fields[k]
-            return self.make(Kind.JAGGED, jag, f"{base.key}.{fname}", base, coll=cname,
+            return self.make(Kind.JAGGED, jag, f"{base.key}.{fname}", base, coll=cname, every=True,
                              extra={cname: {fname}})
         if base.kind is Kind.OBJ:
             cname = base.coll or ""
@@ -698,6 +1213,10 @@ class _Compiler:
             lo = self._int(node.slice.lower, 0)
             hi = self._int(node.slice.upper, None)
 
+            if hi > lo:
+                return self.p4sum(tuple((cname, i) for i in range(lo, hi)), base, coll=cname,
+                                  extra=kin)
+
             def sl(f: Any, b: Evaluator = base.fn, a: int = lo, z: int = hi,
                    k: str = base.key) -> Any:
                 return _slice(f, k, b(f), a, z)
@@ -706,8 +1225,9 @@ class _Compiler:
         i = self._int(node.slice, None)
 
         def el(f: Any, b: Evaluator = base.fn, k: int = i) -> Any:
-            return _element(b(f), k)
-        return self.make(Kind.OBJ, el, f"{base.key}[{i}]", base, coll=cname)
+            return _element(b(f), k, f)
+        return self.make(Kind.OBJ, el, f"{base.key}[{i}]", base, coll=cname,
+                         terms=((cname, i),))
 
     def call(self, node: ast.Call) -> _Node:
         if not isinstance(node.func, ast.Name):
@@ -745,7 +1265,7 @@ class _Compiler:
 
             def count(f: Any, x: Evaluator = c.fn) -> Any:
                 return np.diff(x(f).offsets).astype(np.float64)
-            return self.make(Kind.NUM, count, key, c)
+            return self.make(Kind.NUM, count, key, c, every=True)
         if fname in ("sum", "max", "min") and nargs == 1:
             j = args[0]
             if j.kind is not Kind.JAGGED:
@@ -756,7 +1276,7 @@ class _Compiler:
             def red(f: Any, x: Evaluator = j.fn, o: int = code) -> Any:
                 offsets, values = x(f)
                 return _segment_reduce(offsets, values, o)
-            return self.make(Kind.NUM, red, key, j)
+            return self.make(Kind.NUM, red, key, j, every=True)
         if fname in ("max", "min"):
             need(2)
             a = self.num(args[0], node.args[0])
@@ -779,11 +1299,13 @@ class _Compiler:
                 def getf(f: Any, o: Evaluator = x.fn, k: str = fld) -> Any:
                     return o(f).get(k, f.n_events)
                 return self.make(Kind.NUM, getf, key, x, extra={cname: {fld}})
-            func = {"m": _mass, "pt": _pt, "eta": _eta, "phi": _phi,
-                    "e": lambda v: v.e}[fname]
+            func: Callable[[Vec, BoolArray], Any] = {
+                "m": _mass, "pt": _pt, "eta": lambda v, a: _eta(v), "phi": lambda v, a: _phi(v),
+                "e": lambda v, a: v.e}[fname]
 
-            def kin(f: Any, o: Evaluator = x.fn, g: Callable[[Vec], Any] = func) -> Any:
-                return g(_vec_of(o(f), f.n_events))
+            def kin(f: Any, o: Evaluator = x.fn, g: Callable[[Vec, BoolArray], Any] = func
+                    ) -> Any:
+                return g(_vec_of(o(f), f.n_events), f.active_mask)
             return self.make(Kind.NUM, kin, key, x, extra={cname: set(KINEMATIC_FIELDS)}
                              if x.kind is Kind.OBJ and cname != "met" else None)
         # dr, dphi
@@ -831,6 +1353,9 @@ class _Compiler:
             for nd in (a, b):
                 if nd.kind is Kind.OBJ and nd.coll and nd.coll != "met":
                     extra.setdefault(nd.coll, set()).update(KINEMATIC_FIELDS)
+            if a.terms is not None and b.terms is not None and len(b.terms) == 1:
+                # (a0 + a1 + ...) + b: still a left-to-right sum of objects
+                return self.p4sum(a.terms + b.terms, a, b, extra=extra, coll=None)
             return self.make(Kind.VEC, add, key, a, b, extra=extra)
         op_type = type(node.op)
         if op_type not in _BIN:
@@ -890,18 +1415,16 @@ class _Compiler:
         pieces: list[_Node] = []
         for i, op in enumerate(node.ops):
             op_type = type(op)
-            if op_type not in _CMP:
+            if op_type not in _CMP_CODES:
                 raise self.fail(node, f"comparison {op_type.__name__} is not part of the "
                                       "vocabulary")
             a, b = nodes[i], nodes[i + 1]
-            npop = _CMP[op_type]
+            code = _CMP_CODES[op_type]
 
-            def cmp(f: Any, x: Evaluator = a.fn, y: Evaluator = b.fn,
-                    o: Callable[[Any, Any], Any] = npop) -> Any:
-                u = x(f)
-                v = y(f)
-                ok = ~(np.isnan(u) | np.isnan(v))
-                return o(u, v) & ok, ok
+            def cmp(f: Any, x: Evaluator = a.fn, y: Evaluator = b.fn, o: int = code) -> Any:
+                # (u op v and neither is missing, neither is missing) in one pass
+                return _compare(np.atleast_1d(np.asarray(x(f), dtype=np.float64)),
+                                np.atleast_1d(np.asarray(y(f), dtype=np.float64)), o)
             pieces.append(self.make(Kind.BOOL, cmp,
                                     f"({a.key} {op_type.__name__} {b.key})", a, b, memo=False))
         if len(pieces) == 1:
@@ -979,4 +1502,28 @@ def warm_up() -> None:
         for op in (0, 1, 2):
             _segment_reduce(offsets, pt, op)
     _merge_perm(offsets, np.ones(3), offsets, np.ones(3, dtype=np.float32))
-    _p4(np.ones(3), np.ones(3), np.ones(3), np.ones(3))
+    ones = np.ones(3)
+    for values in (ones, ones.astype(np.float32), ones.astype(np.int32), ones.astype(bool)):
+        for active in (_ALL, np.ones(2, dtype=bool)):
+            _take(offsets, values, 1, active)
+    keep = np.ones(3, dtype=bool)
+    _select_sort(offsets, keep, ones)
+    _select_sort(offsets, keep, ones.astype(np.float32))
+    for active in (_ALL, np.ones(2, dtype=bool)):
+        _element_p4(offsets, ones, ones, ones, ones, 0, active)
+        _sum_p4(offsets, ones, ones, ones, ones, np.arange(2), active)
+    for active in (_ALL, np.ones(3, dtype=bool)):
+        _mass_kernel(ones, ones, ones, ones, active)
+        _pt_kernel(ones, ones, active)
+    masked_sums(keep, np.ones((2, 3)))
+    idx = np.zeros(3, dtype=np.int64)
+    _compose(keep, idx, idx, idx)
+    _merge_select_sort(offsets, keep, ones, offsets, keep, ones)
+    for op in range(6):
+        _compare(ones, ones[:1], op)
+    for a in (ones, ones.astype(np.int32), ones.astype(np.float32)):
+        _merge_take(keep, np.zeros(3, dtype=np.int64), a, a)
+    readonly = ones.view()
+    readonly.flags.writeable = False  # observables' values (Compiled.values) are read-only
+    for x in (ones, readonly):
+        hist_sums(x, np.arange(3), np.ones((2, 3)), 2, 0.0, 1.0)

@@ -116,7 +116,8 @@ def _labels(values: tuple[str, ...], x: str | None, y: str | None, x_label: str 
               show_default=True,
               help="auto: the fast engine, fits converged to floating-point precision (pyhf "
                    "where it does not apply); pyhf-path: the fast model with pyhf's own SLSQP "
-                   "fits (pyhf's numbers to ~1e-6, slower); pyhf: pyhf's hypotest per point.")
+                   "fits (stops where pyhf's default fits stop); pyhf: pyhf's hypotest per "
+                   "point.")
 @click.option("--executor", type=click.Choice(["iterative", "processes", "dask"]),
               default="processes", show_default=True, help="Where the points run.")
 @click.option("--workers", type=click.IntRange(min=1),
