@@ -5,8 +5,10 @@ Measured in the same run, every timing the best of ``--repeat`` runs on a warm p
 1. **Dijet fast path** on the 5 M-event flat ntuple of ``bench_selection.py`` (ZLIB level 1,
    same generator and seed, shared cache under ``benchmarks/output/``) and on ZSTD-1 and LZ4-1
    copies: uproot's default read of the same branches (standard zlib, one thread) is the
-   baseline; then the raw read with the fast decoder and decompression threads, and the full
-   dijet selection (``iterative`` with the default read options, and ``processes``).
+   baseline; then uproot's read with the fast decoder and decompression threads, recastkit's
+   basket reader alone (:mod:`recastkit.io.baskets`, the dijet fast path's reading, no
+   selection), and the full dijet selection (``iterative`` with the default read options,
+   and ``processes``).
    Target: full / baseline >= 2.5 on ZLIB-1 (>= 6 M events/s on 2 cores).
 2. **ZH -> llbb example** (``examples/zh_llbb/analysis.yml`` without its variations: 3 regions,
    4 observables, 2 weights) on a generated 5 M-event NanoAOD-style sample with leptons and
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -49,12 +52,27 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zh_llbb" / "analys
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:
     """Best wall time of ``repeat`` calls."""
-    times = []
+    return best_wall_cpu(fn, repeat)[0]
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def best_wall_cpu(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Best wall time and best CPU time (all threads and worker processes) of ``repeat``
+    calls. The CPU time hardly depends on the machine's load, the wall time does."""
+    walls, cpus = [], []
     for _ in range(repeat):
+        c0 = _cpu_s()
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu_s() - c0)
+    return min(walls), min(cpus)
 
 
 def generate_zh(path: Path, n_events: int) -> Path:
@@ -104,6 +122,16 @@ def raw_read(path: Path, tree: str, branches: list[str], step: int, options: obj
                                      **decoding.executors(options)):  # type: ignore[arg-type]
             for name in batch.fields:
                 _ = batch[name].layout
+
+
+def basket_read(path: Path, step: int, options: object = None) -> None:
+    """Read the dijet branches into event chunks with recastkit's reader (no selection)."""
+    from recastkit.io.events import count_entries, iter_chunks, resolve_layout
+
+    layout = resolve_layout(path)
+    for _ in iter_chunks(path, layout, 0, count_entries(path, layout), step,
+                         options):  # type: ignore[arg-type]
+        pass
 
 
 def dijet(path: Path, step: int, executor: str = "iterative", options: object = None) -> None:
@@ -201,11 +229,13 @@ def main() -> None:
     warm_up_expr()
 
     rows: list[tuple[str, float, int]] = []
+    cpu: dict[str, float] = {}
     res: dict[str, float] = {}
 
     def measure(key: str, label: str, fn: Callable[[], object], events: int) -> None:
         fn()  # warm: page cache, imports, numba
-        t = best_of(fn, rep)
+        t, cpu[key] = best_wall_cpu(fn, rep)
+        cpu[label] = cpu[key]
         res[key] = t
         rows.append((label, t, events))
 
@@ -214,6 +244,8 @@ def main() -> None:
                 lambda p=path: raw_read(p, "events", BRANCHES, step, UPROOT_DEFAULTS), n)
         measure(f"raw_{label}", f"raw, fast decoder + {cores} threads, {label}",
                 lambda p=path: raw_read(p, "events", BRANCHES, step, fast), n)
+        measure(f"rk_{label}", f"recastkit basket reader alone, {label}",
+                lambda p=path: basket_read(p, step), n)
         measure(f"it_{label}", f"dijet, iterative (defaults), {label}",
                 lambda p=path: dijet(p, step), n)
         measure(f"pr_{label}", f"dijet, processes ({cores} workers), {label}",
@@ -251,10 +283,12 @@ def main() -> None:
     rss_big = peak_rss_mb(zh_big, step)
 
     print()
-    print(f"{'measurement':<58} {'time':>8} {'M events/s':>11}")
-    print("-" * 79)
+    print(f"{'measurement':<58} {'time':>8} {'M events/s':>11} {'CPU':>8}")
+    print("-" * 88)
     for label, t, events in rows:
-        print(f"{label:<58} {t:>7.2f}s {events / t / 1e6:>11.2f}")
+        print(f"{label:<58} {t:>7.2f}s {events / t / 1e6:>11.2f} {cpu[label]:>7.2f}s")
+    print("CPU: seconds of all threads and worker processes (best run); under load, wall time")
+    print("ratios are lower bounds and CPU / cores is the wall time a quiet machine would show.")
     print()
     base = res["base_ZLIB-1"]
     best_dijet = min(res["it_ZLIB-1"], res["pr_ZLIB-1"])
@@ -264,6 +298,10 @@ def main() -> None:
         ("  info: dijet iterative / default read, ZLIB-1", base / res["it_ZLIB-1"], 2.5, True),
         ("  info: dijet processes / default read, ZLIB-1", base / res["pr_ZLIB-1"], 2.5, True),
         ("  info: fast raw read / default read, ZLIB-1", base / res["raw_ZLIB-1"], 2.5, True),
+        ("  info: basket reader alone / default read, ZLIB-1", base / res["rk_ZLIB-1"], 2.5,
+         True),
+        ("  info: dijet / default read by CPU time, ZLIB-1",
+         cpu["base_ZLIB-1"] / (min(cpu["it_ZLIB-1"], cpu["pr_ZLIB-1"]) / cores), 2.5, True),
         ("  info: dijet best / default read, ZSTD-1",
          res["base_ZSTD-1"] / min(res["it_ZSTD-1"], res["pr_ZSTD-1"]), 2.5, True),
         ("  info: dijet best / default read, LZ4-1",

@@ -263,3 +263,15 @@ def test_missing_dask_says_how_to_install(tmp_path, monkeypatch):
     path = write_flat(tmp_path / "f.root", make_events(10))
     with pytest.raises(MissingDependencyError, match=r"pip install 'recastkit\[dask\]'"):
         run_selection([path], executor="dask", bookkeeping=False)
+
+
+def test_keep_freed_memory_is_applied_once_per_process_on_glibc():
+    import platform
+    import sys
+
+    from recastkit import processing
+
+    applied = processing.keep_freed_memory()
+    assert processing.keep_freed_memory() is applied  # cached per process
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert applied is glibc

@@ -49,7 +49,13 @@ def test_a_missing_switch_fails_loudly(monkeypatch):
 
 
 def test_auto_picks_a_working_fast_decoder_and_unknown_names_fail():
-    assert decoding.resolve_decoder("auto") == "isal"  # a core dependency
+    # libdeflate when installed (recastkit calls it directly), else ISA-L (a core dependency)
+    fastest = "deflate" if decoding._check("deflate") is None else "isal"
+    assert decoding.resolve_decoder("auto") == fastest
+    # uproot's reader gets a library it can call (uproot 5.7.7 cannot call deflate 0.9)
+    uproot_lib = decoding.uproot_decoder("auto")
+    assert decoding._check(uproot_lib, through_uproot=True) is None
+    assert uproot_lib in {fastest, "isal"}
     assert decoding.zlib_library() in {"zlib", "isal", "deflate"}  # probing restores it
     with pytest.raises(ConfigError, match="valid choices: auto, zlib, deflate, isal"):
         ReadOptions(decoder="gzip")
@@ -79,11 +85,23 @@ def test_fast_decoder_and_threads_read_identical_arrays(tmp_path):
     assert ak.all(a == b)
 
 
-def test_an_unusable_decoder_is_reported_not_silently_replaced():
-    why = decoding._check("deflate")
-    if why is None:
-        pytest.skip("this uproot/deflate pair works together")
-    # not installed (a fresh install has only isal) or installed but not callable by uproot
-    with pytest.raises(ConfigError, match=r"'deflate' cannot be used: (uproot cannot call it|"
-                                          r"the Python package 'deflate' is not installed)"):
+def test_an_unusable_decoder_is_reported_not_silently_replaced(monkeypatch):
+    monkeypatch.setattr(decoding, "_working", {})
+    monkeypatch.setattr(decoding, "_importable", lambda name: name != "deflate")
+    with pytest.raises(ConfigError, match=r"'deflate' cannot be used: the Python package "
+                                          r"'deflate' is not installed"):
         decoding.resolve_decoder("deflate")
+    assert decoding.resolve_decoder("auto") == "isal"
+
+
+@pytest.mark.parametrize("library", ["zlib", "isal", "deflate"])
+def test_direct_zlib_decompressors_decode_what_zlib_wrote(library):
+    if decoding._check(library) is not None:
+        pytest.skip(f"{library} is not usable here")
+    import zlib
+
+    payload = np.random.default_rng(1).normal(size=5000).astype(">f4").tobytes()
+    out = decoding.zlib_decompressor(library)(zlib.compress(payload, 6), len(payload))
+    assert bytes(out) == payload
+    with pytest.raises(Exception):  # noqa: B017, PT011 - each library has its error type
+        decoding.zlib_decompressor(library)(zlib.compress(payload, 6)[:-9], len(payload))

@@ -15,24 +15,32 @@ Choices:
 
 - ``decoder``: ``"zlib"`` (Python's standard library, uproot's default), ``"isal"`` (Intel
   ISA-L through the ``isal`` package, a core dependency of recastkit) or ``"deflate"``
-  (libdeflate through ``deflate``). ``"auto"`` (default) picks the first of isal, deflate,
-  zlib that is installed *and* decodes a test payload through uproot's decompressor: uproot
-  5.7.7 calls ``deflate.zlib_decompress(data, bufsize=n)``, which deflate 0.9 rejects (its
-  argument is ``originalsize``), so with those versions ``deflate`` is unusable and ``auto``
-  takes isal. Only ZLIB-compressed baskets are affected; LZ4, ZSTD and LZMA are decoded by
-  their own libraries.
-- ``decompression_threads``: size of the thread pool uproot decompresses (and interprets)
-  baskets in, ``0`` (default) meaning one per available core. ``1`` reads in the calling
-  thread, as uproot does by default.
+  (libdeflate through ``deflate``). ``"auto"`` (default) picks the first of deflate, isal,
+  zlib that is installed *and* decodes a test payload (libdeflate is the fastest on the
+  benchmark file: ~1.5x ISA-L, which is barely faster than zlib on poorly compressible
+  floats). Two readers use the choice: recastkit's own basket reader
+  (:mod:`recastkit.io.baskets`, the dijet fast path) calls the library directly through
+  :func:`zlib_decompressor`; uproot's reader (every other path) calls it through
+  ``uproot.compression``. uproot 5.7.7 calls ``deflate.zlib_decompress(data, bufsize=n)``,
+  which deflate 0.9 rejects (its argument is ``originalsize``), so with those versions
+  :func:`apply` gives uproot the fastest library *it* can call (isal) instead, and logs it.
+  Only ZLIB-compressed baskets are affected; LZ4, ZSTD and LZMA are decoded by their own
+  libraries.
+- ``decompression_threads``: size of the thread pool baskets are decompressed (and, by
+  uproot, interpreted) in, ``0`` (default) meaning one per available core. ``1`` reads in
+  the calling thread, as uproot does by default.
 
 The pools are created once per process (forked workers create their own) and reused.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -61,43 +69,86 @@ def _importable(name: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-_working: dict[str, str | None] = {}
+#: Decompress a zlib stream (with header) into the given number of bytes; returns a buffer
+#: (``bytes``, or a ``bytearray`` the caller may modify).
+ZlibDecompressor = Callable[[Any, int], Any]
 
 
-def _check(library: str) -> str | None:
-    """``None`` if uproot decodes a test payload with ``library``, else why not (cached)."""
-    if library in _working:
-        return _working[library]
+def _zlib(data: Any, n: int) -> Any:
+    return zlib.decompress(data, bufsize=n)
+
+
+def zlib_decompressor(library: str) -> ZlibDecompressor:
+    """The function recastkit's basket reader decompresses zlib blocks with.
+
+    ``library`` is a concrete name (``zlib``, ``isal``, ``deflate``); the packages are
+    imported here, so a missing one raises ``ImportError``.
+    """
+    if library == "isal":
+        isal_zlib: Any = importlib.import_module("isal.isal_zlib")
+
+        def _isal(data: Any, n: int) -> Any:
+            return isal_zlib.decompress(data, bufsize=n)
+
+        return _isal
+    if library == "deflate":
+        deflate: Any = importlib.import_module("deflate")
+
+        def _deflate(data: Any, n: int) -> Any:
+            return deflate.zlib_decompress(data, n)  # libdeflate: the exact size (bytearray)
+
+        return _deflate
+    return _zlib
+
+
+_working: dict[tuple[str, bool], str | None] = {}
+_PAYLOAD = bytes(range(256)) * 64
+
+
+def _check(library: str, through_uproot: bool = False) -> str | None:
+    """``None`` if ``library`` decodes a test payload, else why not (cached).
+
+    Args:
+        library: A concrete zlib library name.
+        through_uproot: Call it as uproot's basket decompressor does, instead of directly
+            (as :func:`zlib_decompressor`).
+    """
+    key = (library, through_uproot)
+    if key in _working:
+        return _working[key]
     if not _importable(library):
         why: str | None = (f"the Python package {_MODULES[library]!r} is not installed "
                            f"(pip install {_MODULES[library]})")
-    else:
-        import zlib
-
-        payload = bytes(range(256)) * 64
+    elif through_uproot:
         before = zlib_library()
         try:
             set_zlib_library(library)
-            out = uproot.compression._decompress_ZLIB.decompress(zlib.compress(payload, 1),
-                                                                 len(payload))
-            why = None if out == payload else "it decoded a test payload wrongly"
+            out = uproot.compression._decompress_ZLIB.decompress(zlib.compress(_PAYLOAD, 1),
+                                                                 len(_PAYLOAD))
+            why = None if out == _PAYLOAD else "it decoded a test payload wrongly"
         except Exception as exc:  # e.g. an API mismatch between uproot and the package
             why = f"uproot cannot call it ({type(exc).__name__}: {exc})"
         finally:
             set_zlib_library(before)
-    _working[library] = why
+    else:
+        try:
+            out = zlib_decompressor(library)(zlib.compress(_PAYLOAD, 1), len(_PAYLOAD))
+            why = None if bytes(out) == _PAYLOAD else "it decoded a test payload wrongly"
+        except Exception as exc:  # an API change of the package
+            why = f"it cannot be called ({type(exc).__name__}: {exc})"
+    _working[key] = why
     return why
 
 
 def resolve_decoder(name: str | None) -> str:
-    """The concrete zlib library for ``name`` (``None``/``"auto"``: isal > deflate > zlib,
-    the first that works with the installed uproot).
+    """The concrete zlib library for ``name`` (``None``/``"auto"``: deflate > isal > zlib,
+    the first that works).
 
     Raises:
         ConfigError: Unknown name, or a named library that is missing or unusable.
     """
     if name in (None, "auto"):
-        return next((d for d in ("isal", "deflate") if _check(d) is None), "zlib")
+        return next((d for d in ("deflate", "isal") if _check(d) is None), "zlib")
     if name not in DECODERS:
         msg = f"unknown zlib decoder {name!r}; valid choices: {', '.join(DECODERS)}"
         raise ConfigError(msg)
@@ -108,6 +159,22 @@ def resolve_decoder(name: str | None) -> str:
                   f"({', '.join(DECODERS)})"
             raise ConfigError(msg)
     return name
+
+
+def uproot_decoder(name: str | None) -> str:
+    """The zlib library uproot's reader uses for ``name``: :func:`resolve_decoder`'s choice,
+    or the fastest one uproot can call when it cannot call that one (see the module doc).
+
+    Raises:
+        ConfigError: As :func:`resolve_decoder`.
+    """
+    library = resolve_decoder(name)
+    if library == "zlib" or _check(library, through_uproot=True) is None:
+        return library
+    other = next((d for d in ("isal", "deflate") if _check(d, through_uproot=True) is None),
+                 "zlib")
+    log.debug("uproot cannot call the zlib decoder %r; its reads use %r", library, other)
+    return other
 
 
 @dataclass(frozen=True)
@@ -137,9 +204,15 @@ class ReadOptions:
         """The number of decompression threads this resolves to in this process."""
         return self.decompression_threads or available_cores()
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready description (recorded in the output metadata)."""
-        return {"decoder": resolve_decoder(self.decoder), "decompression_threads": self.threads}
+    def describe(self, through_uproot: bool = False) -> dict[str, Any]:
+        """JSON-ready description (recorded in the output metadata).
+
+        Args:
+            through_uproot: Describe uproot's reader (:func:`uproot_decoder`) rather than
+                recastkit's basket reader (:func:`resolve_decoder`).
+        """
+        decoder = (uproot_decoder if through_uproot else resolve_decoder)(self.decoder)
+        return {"decoder": decoder, "decompression_threads": self.threads}
 
 
 #: uproot's defaults: the standard zlib, no thread pool (the benchmark's baseline).
@@ -179,8 +252,9 @@ def zlib_library() -> str:
 
 
 def apply(options: ReadOptions) -> None:
-    """Make uproot decode zlib with the library of ``options`` in this process."""
-    library = resolve_decoder(options.decoder)
+    """Make uproot decode zlib with the library of ``options`` in this process
+    (:func:`uproot_decoder`)."""
+    library = uproot_decoder(options.decoder)
     if zlib_library() != library:
         set_zlib_library(library)
 
@@ -193,12 +267,16 @@ def executors(options: ReadOptions) -> dict[str, Any]:
     n = options.threads
     if n <= 1:
         return {}
-    out: dict[str, Any] = {}
-    for role in ("decompression", "interpretation"):
-        key = (os.getpid(), n, role)
-        pool = _pools.get(key)
-        if pool is None:
-            pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"recastkit-{role}")
-            _pools[key] = pool
-        out[f"{role}_executor"] = pool
-    return out
+    return {f"{role}_executor": thread_pool(n, role)
+            for role in ("decompression", "interpretation")}
+
+
+def thread_pool(n: int, role: str) -> ThreadPoolExecutor:
+    """The process-wide pool of ``n`` threads for ``role`` (created on first use; a forked
+    worker creates its own)."""
+    key = (os.getpid(), n, role)
+    pool = _pools.get(key)
+    if pool is None:
+        pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"recastkit-{role}")
+        _pools[key] = pool
+    return pool

@@ -30,7 +30,7 @@ import glob
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -43,6 +43,7 @@ import yaml
 from recastkit._files import read_text
 from recastkit.exceptions import ConfigError, MissingObjectError, RootFileError, SelectionError
 from recastkit.io import decoding
+from recastkit.io.baskets import BranchBaskets, ChunkReader, Column, Unsupported, branch_baskets
 from recastkit.io.decoding import ReadOptions
 from recastkit.io.root import missing_object_error, open_root
 
@@ -493,12 +494,20 @@ def _jagged_parts(array: Any, path: str, branch: str) -> tuple[Int64Array, Float
     return offsets, content
 
 
-def _event_weights(batch: Any, layout: EventLayout, path: str, start: int) -> Float64Array:
-    n = len(batch)
+#: A branch's values for a chunk: one array (one value per event) or (offsets, content).
+BranchValues = FloatArray | tuple[Int64Array, FloatArray]
+
+
+def _event_weights(values: Callable[[str], BranchValues], n: int, layout: EventLayout,
+                   path: str, start: int) -> Float64Array:
+    """The per-event weights of ``n`` events from the branch values given by ``values``."""
     if layout.weight_branch is None:
         weights: Float64Array = np.ones(n, dtype=np.float64)
     elif layout.weight_index is None:
-        weights = np.asarray(batch[layout.weight_branch], dtype=np.float64)
+        scalar = values(layout.weight_branch)
+        if isinstance(scalar, tuple):
+            scalar = np.empty((0, 0))
+        weights = np.asarray(scalar, dtype=np.float64)
         if weights.ndim != 1:
             msg = (
                 f"{path}: weight branch {layout.weight_branch!r} is not one number per event; "
@@ -506,7 +515,12 @@ def _event_weights(batch: Any, layout: EventLayout, path: str, start: int) -> Fl
             )
             raise SelectionError(msg)
     else:
-        offsets, content = _jagged_parts(batch[layout.weight_branch], path, layout.weight_branch)
+        jagged = values(layout.weight_branch)
+        if not isinstance(jagged, tuple):
+            msg = (f"{path}: weight branch {layout.weight_branch!r} is one number per event; "
+                   "input.weight_index applies to vector branches only")
+            raise SelectionError(msg)
+        offsets, content = jagged
         counts = np.diff(offsets)
         short = np.flatnonzero(counts <= layout.weight_index)
         if short.size:
@@ -517,7 +531,9 @@ def _event_weights(batch: Any, layout: EventLayout, path: str, start: int) -> Fl
             raise SelectionError(msg)
         weights = content[offsets[:-1] + layout.weight_index].astype(np.float64)
     for branch in layout.extra_weight_branches:
-        factor = np.asarray(batch[branch], dtype=np.float64)
+        extra = values(branch)
+        factor = np.asarray(np.empty((0, 0)) if isinstance(extra, tuple) else extra,
+                            dtype=np.float64)
         if factor.ndim != 1:
             msg = f"{path}: extra weight branch {branch!r} is not one number per event"
             raise SelectionError(msg)
@@ -525,19 +541,74 @@ def _event_weights(batch: Any, layout: EventLayout, path: str, start: int) -> Fl
     return weights
 
 
-def _to_chunk(batch: Any, layout: EventLayout, path: str, start: int) -> EventChunk:
-    parts = [_jagged_parts(batch[b], path, b) for b in layout.jet_branches]
+def _make_chunk(parts: Sequence[tuple[Int64Array, FloatArray]],
+                values: Callable[[str], BranchValues], layout: EventLayout, path: str,
+                *, start: int, stop: int) -> EventChunk:
     offsets = parts[0][0]
     for (other, _), branch in zip(parts[1:], layout.jet_branches[1:], strict=True):
         if other is not offsets and not np.array_equal(other, offsets):
             msg = (
                 f"{path}: jet branches {layout.jet_branches[0]!r} and {branch!r} have "
-                f"different numbers of jets in entries {start}-{start + len(batch)}"
+                f"different numbers of jets in entries {start}-{stop}"
             )
             raise SelectionError(msg)
     jets = (parts[0][1], parts[1][1], parts[2][1], parts[3][1])
-    weights = _event_weights(batch, layout, path, start)
-    return EventChunk(path, start, start + len(batch), offsets, jets, weights)
+    weights = _event_weights(values, stop - start, layout, path, start)
+    return EventChunk(path, start, stop, offsets, jets, weights)
+
+
+def _to_chunk(batch: Any, layout: EventLayout, path: str, start: int) -> EventChunk:
+    """An :class:`EventChunk` from an awkward record array read by uproot."""
+    def values(branch: str) -> BranchValues:
+        array = batch[branch]
+        if array.ndim == 1:
+            return np.asarray(array)
+        return _jagged_parts(array, path, branch)
+
+    parts = [_jagged_parts(batch[b], path, b) for b in layout.jet_branches]
+    return _make_chunk(parts, values, layout, path, start=start, stop=start + len(batch))
+
+
+def _column_chunk(columns: dict[str, Column], layout: EventLayout, path: str, start: int,
+                  stop: int) -> EventChunk:
+    """An :class:`EventChunk` from the columns of :class:`~recastkit.io.baskets.ChunkReader`."""
+    def values(branch: str) -> BranchValues:
+        col = columns[branch]
+        return col.content if col.offsets is None else (col.offsets, col.content)
+
+    parts = []
+    for b in layout.jet_branches:
+        col = columns[b]
+        if col.offsets is None:
+            msg = f"{path}: branch {b!r} is not a jagged array of numbers (one value per event)"
+            raise SelectionError(msg)
+        parts.append((col.offsets, col.content))
+    return _make_chunk(parts, values, layout, path, start=start, stop=stop)
+
+
+def _basket_specs(path: str, tree: Any, layout: EventLayout) -> list[BranchBaskets] | None:
+    """The basket maps of the layout's branches for the fast reader, or ``None`` to read with
+    uproot (RNTuple, a remote file, or a branch :mod:`recastkit.io.baskets` does not handle).
+    Cached on the tree object."""
+    if layout.rntuple or not os.path.isfile(path):
+        return None
+    cache: dict[tuple[str, ...], list[BranchBaskets] | None] = getattr(
+        tree, "_recastkit_baskets", None) or {}
+    key = layout.branches
+    if key not in cache:
+        try:
+            specs = [branch_baskets(tree, b) for b in key]
+            jets = set(layout.jet_branches)
+            if any(s.jagged != (s.name in jets or (s.name == layout.weight_branch
+                                                   and layout.weight_index is not None))
+                   for s in specs):
+                raise Unsupported("a jet branch is not jagged or a weight branch is")
+            cache[key] = specs
+        except Exception as exc:  # Unsupported, or any surprise: uproot reads (and reports)
+            log.debug("%s: reading with uproot: %s", path, exc)
+            cache[key] = None
+        tree._recastkit_baskets = cache
+    return cache[key]
 
 
 def iter_chunks(  # noqa: PLR0917
@@ -546,7 +617,10 @@ def iter_chunks(  # noqa: PLR0917
                 options: ReadOptions | None = None) -> Iterator[EventChunk]:
     """Read events ``[entry_start, entry_stop)`` of ``path`` in chunks of ``step_size``.
 
-    Memory is bounded by one chunk of the branches in :attr:`EventLayout.branches`.
+    TTree branches of plain numbers in a local file are read by :mod:`recastkit.io.baskets`
+    (baskets decoded one chunk ahead in ``options.threads`` threads); anything else, or the
+    rest of the range after an unusual basket, by uproot. Both give identical chunks. Memory
+    is bounded by a few chunks of the branches in :attr:`EventLayout.branches`.
     ``options`` chooses the zlib decoder and the decompression threads
     (:mod:`recastkit.io.decoding`; default: the fastest decoder, one thread per core).
 
@@ -555,20 +629,35 @@ def iter_chunks(  # noqa: PLR0917
         SelectionError: Inconsistent jet branches or an unusable weight branch.
     """
     opts = options or ReadOptions()
-    decoding.apply(opts)
     spath = str(path)
     tree = _event_tree(path, layout.tree)
     start = entry_start
-    kwargs = {} if layout.rntuple else decoding.executors(opts)
     try:
+        specs = _basket_specs(spath, tree, layout)
+        if specs is not None:
+            reader = ChunkReader(spath, specs,
+                                 decoding.zlib_decompressor(decoding.resolve_decoder(
+                                     opts.decoder)),
+                                 decoding.thread_pool(opts.threads, "baskets")
+                                 if opts.threads > 1 else None)
+            try:
+                for a, b, columns in reader.chunks(entry_start, entry_stop, int(step_size)):
+                    yield _column_chunk(columns, layout, spath, a, b)
+                    start = b
+                return
+            except Unsupported as exc:  # an unusual basket: uproot reads the rest
+                log.debug("%s: reading entries %d-%d with uproot: %s", spath, start,
+                          entry_stop, exc)
+        decoding.apply(opts)
+        kwargs = {} if layout.rntuple else decoding.executors(opts)
         iterator = tree.iterate(list(layout.branches), step_size=int(step_size),
-                                entry_start=entry_start, entry_stop=entry_stop, library="ak",
+                                entry_start=start, entry_stop=entry_stop, library="ak",
                                 **kwargs)
         for batch in iterator:
             n = len(batch)
             yield _to_chunk(batch, layout, spath, start)
             start += n
-    except (SelectionError, MissingObjectError):
+    except (SelectionError, MissingObjectError, ConfigError):
         raise
     except Exception as exc:  # uproot raises many types on truncated/corrupt baskets
         msg = (
