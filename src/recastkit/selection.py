@@ -533,9 +533,15 @@ def _kernel(  # noqa: PLR0917
     # of stalling the branchy event loop); phase 3 fills the m_jj histograms in event order.
     pair_i = np.empty(2 * n_events + 1, dtype=np.int64)
     pair_j = np.empty(2 * n_events + 1, dtype=np.int64)
-    raw_k = np.empty(n_events, dtype=np.int64)
-    kin_k = np.empty(n_events, dtype=np.int64)
-    nkin = np.empty(n_events, dtype=np.int64)
+    # events filling the raw / kin m_jj (in event order) and their pairs: phase 3 walks
+    # these lists instead of testing every event (the kin test is a coin flip)
+    raw_ev = np.empty(n_events, dtype=np.int64)
+    raw_p = np.empty(n_events, dtype=np.int64)
+    kin_ev = np.empty(n_events + 1, dtype=np.int64)
+    kin_p = np.empty(n_events + 1, dtype=np.int64)
+    kin_nj = np.empty(n_events + 1, dtype=np.int64)
+    n_raw = 0
+    n_kin_ev = 0
     n_pairs = 0
     # n_jets bins of small counts, with the same arithmetic as _bin (no division per event)
     nj_lut = np.empty(_NJ_LUT, dtype=np.int64)
@@ -644,8 +650,6 @@ def _kernel(  # noqa: PLR0917
         hnj[0, bn, 0] += w
         hnj[0, bn, 1] += w2
         m2 = _mom(m2[0], m2[1], m2[2], m2[3], x, w)
-        raw_k[ev] = -1
-        kin_k[ev] = -1
         if n_all < min_jets:
             continue  # then n_kin < min_jets too
         # jets with NaN pT never lead; such an event keeps its first two jets
@@ -653,7 +657,9 @@ def _kernel(  # noqa: PLR0917
         r2 = b2 if b2 >= 0 else start + 1
         pair_i[n_pairs] = r1
         pair_j[n_pairs] = r2
-        raw_k[ev] = n_pairs
+        raw_ev[n_raw] = ev
+        raw_p[n_raw] = n_pairs
+        n_raw += 1
         n_pairs += 1
         # kin selection, as selects (passing is a coin flip on busy events); its n_jets
         # fill is done in phase 3. Adding 0.0 leaves a sum bit-identical.
@@ -661,13 +667,15 @@ def _kernel(  # noqa: PLR0917
         n3 += int(passk)
         w3 += w if passk else 0.0
         v3 += w2 if passk else 0.0
-        nkin[ev] = n_kin
         s1 = s1 if s2 >= 0 else r1  # s2 < 0 only with NaN pT and no pT cut: raw choice
         s2 = s2 if s2 >= 0 else r2
         differ = passk & ((s1 != r1) | (s2 != r2))
         pair_i[n_pairs] = s1  # overwritten by the next pair unless counted
         pair_j[n_pairs] = s2
-        kin_k[ev] = n_pairs if differ else (n_pairs - 1 if passk else -1)
+        kin_ev[n_kin_ev] = ev  # overwritten by the next event unless counted
+        kin_p[n_kin_ev] = n_pairs if differ else n_pairs - 1
+        kin_nj[n_kin_ev] = n_kin
+        n_kin_ev += int(passk)
         n_pairs += int(differ)
     # phase 2: the masses
     mass = np.empty(n_pairs, dtype=np.float64)
@@ -676,26 +684,24 @@ def _kernel(  # noqa: PLR0917
             mass[k] = _mass(c0, c1, c2, c3, pair_i[k], pair_j[k], cartesian, escale)
     else:
         _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass)
-    # phase 3: m_jj fills, in event order
-    for ev in range(n_events):
-        k = raw_k[ev]
-        if k < 0:
-            continue
-        w = weights[ev]
-        mjj = mass[k]
+    # phase 3: m_jj fills, in event order (each histogram and its sums in the same order
+    # as filling event by event)
+    for r in range(n_raw):
+        w = weights[raw_ev[r]]
+        mjj = mass[raw_p[r]]
         _hfill(hmjj, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
         m0 = _mom(m0[0], m0[1], m0[2], m0[3], mjj, w)
-        k = kin_k[ev]
-        if k >= 0:
-            nk = nkin[ev]
-            x = np.float64(nk)
-            bn = nj_lut[nk] if nk < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
-            hnj[1, bn, 0] += w
-            hnj[1, bn, 1] += w * w
-            m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
-            mjj = mass[k]
-            _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
-            m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
+    for r in range(n_kin_ev):
+        w = weights[kin_ev[r]]
+        nk = kin_nj[r]
+        x = np.float64(nk)
+        bn = nj_lut[nk] if nk < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
+        hnj[1, bn, 0] += w
+        hnj[1, bn, 1] += w * w
+        m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
+        mjj = mass[kin_p[r]]
+        _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
+        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
     cut_n[0] = n0
     cut_n[1] = n1
     cut_n[2] = n2
