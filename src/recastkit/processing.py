@@ -97,9 +97,12 @@ EXECUTORS: tuple[str, ...] = ("iterative", "processes", "dask")
 #: Default number of events per chunk (and target size of a work unit).
 DEFAULT_CHUNK_SIZE = 200_000
 #: At most this many events are read at once on the general (expression) path, whatever the
-#: work-unit size: its intermediate arrays take ~1.5 kB per event (uproot keeps the baskets of
-#: a unit between steps, so nothing is decompressed twice).
-ANALYSIS_STEP_SIZE = 50_000
+#: work-unit size. The basket reader holds the decompressed baskets of the current and the next
+#: step (whole baskets, so nothing is decompressed twice) plus the step's float64 copies and
+#: intermediate arrays. ZH example, 5 M events, iterative with read-ahead, peak RSS: 349 MB at
+#: 50 k, 438 MB at 125 k, 512 MB at 250 k (limit 0.5 GB); 125 k costs ~10 % less CPU than 50 k
+#: (fewer per-step overheads).
+ANALYSIS_STEP_SIZE = 125_000
 
 _DSID_RE = re.compile(r"^(?:mc|valid)\w*\.(\d{6,8})\.")
 

@@ -109,7 +109,9 @@ def test_pyhf_cls_console_script_agrees(chain: Path) -> None:
     proc = subprocess.run([str(exe), "cls", str(chain / "workspace.json")], capture_output=True,
                           text=True, check=True, timeout=120)
     ours, _ = _pyhf_on_workspace(chain / "workspace.json", 1.0)
-    assert json.loads(proc.stdout)["CLs_obs"] == pytest.approx(ours, rel=1e-9)
+    # Two pyhf processes agree to the rounding of SLSQP's finite differences, which moves with
+    # the BLAS thread count (after the Dask tests this process's pool differs): 1e-6, not 1e-9.
+    assert json.loads(proc.stdout)["CLs_obs"] == pytest.approx(ours, rel=1e-6)
 
 
 def test_human_table_and_observed_data(signal_file: Path, tmp_path: Path) -> None:

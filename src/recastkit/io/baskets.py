@@ -105,7 +105,7 @@ def branch_baskets(tree: Any, name: str) -> BranchBaskets:
     if type(content) is not uproot.interpretation.numerical.AsDtype:
         raise Unsupported(f"branch {name!r} is interpreted as {interp}")
     dtype = np.dtype(content.from_dtype)
-    if (dtype.shape or dtype.kind not in "iuf" or dtype.fields is not None
+    if (dtype.shape or dtype.kind not in "iufb" or dtype.fields is not None
             or dtype.itemsize & (dtype.itemsize - 1)):
         raise Unsupported(f"branch {name!r} has values of type {dtype}")
     header = int(interp.header_bytes) if jagged else 0

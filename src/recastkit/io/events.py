@@ -586,29 +586,43 @@ def _column_chunk(columns: dict[str, Column], layout: EventLayout, path: str, st
     return _make_chunk(parts, values, layout, path, start=start, stop=stop)
 
 
-def _basket_specs(path: str, tree: Any, layout: EventLayout) -> list[BranchBaskets] | None:
+def _basket_specs(path: str, tree: Any, layout: BranchSet,
+                  expect_jagged: Callable[[str], bool | None] | None = None
+                  ) -> list[BranchBaskets] | None:
     """The basket maps of the layout's branches for the fast reader, or ``None`` to read with
     uproot (RNTuple, a remote file, or a branch :mod:`recastkit.io.baskets` does not handle).
-    Cached on the tree object."""
+
+    ``expect_jagged(branch)`` gives whether a branch must be jagged (``None``: either); a
+    mismatch also means uproot (which reports it). Cached on the tree object.
+    """
     if layout.rntuple or not os.path.isfile(path):
         return None
-    cache: dict[tuple[str, ...], list[BranchBaskets] | None] = getattr(
+    cache: dict[tuple[object, ...], list[BranchBaskets] | None] = getattr(
         tree, "_recastkit_baskets", None) or {}
     key = layout.branches
-    if key not in cache:
+    expected = None if expect_jagged is None else tuple(expect_jagged(b) for b in key)
+    ckey = (key, expected)
+    if ckey not in cache:
         try:
             specs = [branch_baskets(tree, b) for b in key]
-            jets = set(layout.jet_branches)
-            if any(s.jagged != (s.name in jets or (s.name == layout.weight_branch
-                                                   and layout.weight_index is not None))
-                   for s in specs):
-                raise Unsupported("a jet branch is not jagged or a weight branch is")
-            cache[key] = specs
+            if expected is not None and any(
+                    want is not None and s.jagged != want
+                    for s, want in zip(specs, expected, strict=True)):
+                raise Unsupported("a branch is not jagged where expected, or is")
+            cache[ckey] = specs
         except Exception as exc:  # Unsupported, or any surprise: uproot reads (and reports)
             log.debug("%s: reading with uproot: %s", path, exc)
-            cache[key] = None
+            cache[ckey] = None
         tree._recastkit_baskets = cache
-    return cache[key]
+    return cache[ckey]
+
+
+def _chunk_reader(path: str, specs: Sequence[BranchBaskets], opts: ReadOptions) -> ChunkReader:
+    """A :class:`~recastkit.io.baskets.ChunkReader` with the decoder and threads of ``opts``."""
+    return ChunkReader(path, specs,
+                       decoding.zlib_decompressor(decoding.resolve_decoder(opts.decoder)),
+                       decoding.thread_pool(opts.threads, "baskets")
+                       if opts.threads > 1 else None)
 
 
 def iter_chunks(  # noqa: PLR0917
@@ -633,13 +647,11 @@ def iter_chunks(  # noqa: PLR0917
     tree = _event_tree(path, layout.tree)
     start = entry_start
     try:
-        specs = _basket_specs(spath, tree, layout)
+        jets = set(layout.jet_branches)
+        specs = _basket_specs(spath, tree, layout, lambda b: b in jets or (
+            b == layout.weight_branch and layout.weight_index is not None))
         if specs is not None:
-            reader = ChunkReader(spath, specs,
-                                 decoding.zlib_decompressor(decoding.resolve_decoder(
-                                     opts.decoder)),
-                                 decoding.thread_pool(opts.threads, "baskets")
-                                 if opts.threads > 1 else None)
+            reader = _chunk_reader(spath, specs, opts)
             try:
                 for a, b, columns in reader.chunks(entry_start, entry_stop, int(step_size)):
                     yield _column_chunk(columns, layout, spath, a, b)

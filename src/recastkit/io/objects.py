@@ -64,11 +64,14 @@ import numpy.typing as npt
 
 from recastkit.exceptions import ConfigError, MissingObjectError, RootFileError, SelectionError
 from recastkit.io import decoding
+from recastkit.io.baskets import Column, Unsupported
 from recastkit.io.decoding import ReadOptions
 from recastkit.io.events import (
     BUILTIN_LAYOUTS,
     EventLayout,
     InputConfig,
+    _basket_specs,
+    _chunk_reader,
     _event_tree,
     _event_trees,
     _open_cached,
@@ -569,6 +572,12 @@ def resolve_object_layout(  # noqa: PLR0917
 
 
 def _jagged(array: Any, path: str, branch: str) -> tuple[Int64Array, npt.NDArray[Any]]:
+    if isinstance(array, Column):  # the basket reader's: uproot reads anything unexpected
+        if array.offsets is None:
+            raise Unsupported(f"branch {branch!r} is not jagged")
+        if array.content.shape[0] != array.offsets[-1]:
+            return array.offsets, array.content[:int(array.offsets[-1])]
+        return array.offsets, array.content
     layout = ak.to_layout(array)
     if not isinstance(layout, ak.contents.ListOffsetArray):
         layout = ak.to_layout(ak.to_packed(array))
@@ -596,8 +605,18 @@ def _vector_element(batch: Any, branch: str, index: int, path: str, start: int
     return content[offsets[:-1] + index].astype(np.float64)
 
 
+def _plain(batch: Any, branch: str) -> Any:
+    """``batch[branch]``; a basket reader's column must be one value per event."""
+    item = batch[branch]
+    if isinstance(item, Column):
+        if item.offsets is not None:
+            raise Unsupported(f"branch {branch!r} is jagged")
+        return item.content
+    return item
+
+
 def _scalar(batch: Any, branch: str, path: str) -> Float64Array:
-    values = np.asarray(batch[branch], dtype=np.float64)
+    values = np.asarray(_plain(batch, branch), dtype=np.float64)
     if values.ndim != 1:
         raise SelectionError(f"{path}: branch {branch!r} is not one number per event")
     return values
@@ -616,8 +635,10 @@ def _cartesian_to_polar(px: Float64Array, py: Float64Array, pz: Float64Array | N
     return out
 
 
-def _to_chunk(batch: Any, layout: ObjectLayout, path: str, start: int) -> ObjectChunk:
-    n = len(batch)
+def _to_chunk(batch: Any, layout: ObjectLayout, path: str, start: int, n: int) -> ObjectChunk:
+    """An :class:`ObjectChunk` of ``n`` events from ``batch``: uproot's awkward record array,
+    or the basket reader's ``branch -> Column`` (raises ``Unsupported`` for a branch of
+    unexpected shape, which uproot then reads and reports)."""
     scale = layout.events.energy_scale_to_gev
     colls: dict[str, Collection] = {}
     met: dict[str, Float64Array] | None = None
@@ -688,7 +709,8 @@ def _to_chunk(batch: Any, layout: ObjectLayout, path: str, start: int) -> Object
     for v in layout.variations:
         element = _vector_element(batch, v.branch, v.index, path, start)
         variations[v.name] = element * factor if v.mode == "replace" else element * weights
-    event_fields = {name: np.asarray(batch[b]) for name, b in layout.event_branches.items()}
+    event_fields = {name: np.asarray(_plain(batch, b))
+                    for name, b in layout.event_branches.items()}
     return ObjectChunk(path, start, start + n, colls, met, weights, variations, event_fields)
 
 
@@ -698,23 +720,41 @@ def iter_object_chunks(  # noqa: PLR0917
                        options: ReadOptions | None = None) -> Iterator[ObjectChunk]:
     """Read events ``[entry_start, entry_stop)`` as :class:`ObjectChunk` objects.
 
+    As :func:`recastkit.io.events.iter_chunks`: TTree branches of plain numbers in a local
+    file are read by :mod:`recastkit.io.baskets` (decoded one chunk ahead in
+    ``options.threads`` threads, libdeflate releasing the GIL); anything else (RNTuple, a
+    remote file, other types), or the rest of the range after an unusual basket or a branch
+    of unexpected shape, by uproot. Both give identical chunks.
+
     Raises:
         RootFileError: Truncated or corrupt file (names the file and the entry range).
         SelectionError: Inconsistent branches.
     """
     opts = options or ReadOptions()
-    decoding.apply(opts)
     spath = str(path)
     tree = _event_tree(path, layout.tree)
     start = entry_start
-    kwargs = {} if layout.rntuple else decoding.executors(opts)
     try:
+        specs = _basket_specs(spath, tree, layout)
+        if specs is not None:
+            reader = _chunk_reader(spath, specs, opts)
+            try:
+                for a, b, columns in reader.chunks(entry_start, entry_stop, int(step_size)):
+                    chunk = _to_chunk(columns, layout, spath, a, b - a)
+                    yield chunk
+                    start = b
+                return
+            except Unsupported as exc:  # uproot reads the rest
+                log.debug("%s: reading entries %d-%d with uproot: %s", spath, start,
+                          entry_stop, exc)
+        decoding.apply(opts)
+        kwargs = {} if layout.rntuple else decoding.executors(opts)
         iterator = tree.iterate(list(layout.branches), step_size=int(step_size),
-                                entry_start=entry_start, entry_stop=entry_stop, library="ak",
+                                entry_start=start, entry_stop=entry_stop, library="ak",
                                 **kwargs)
         for batch in iterator:
             n = len(batch)
-            yield _to_chunk(batch, layout, spath, start)
+            yield _to_chunk(batch, layout, spath, start, n)
             start += n
     except (SelectionError, MissingObjectError, ConfigError):
         raise
