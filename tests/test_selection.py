@@ -225,6 +225,31 @@ def test_fast_exp_and_cos_match_libm():
     assert math.isnan(_cos(float("nan")))
 
 
+def test_fast_exp_builds_every_power_of_two_exactly():
+    # x = k ln2 (k = -29..29, the whole range of the reduction): exp(x) = 2^k (1 + tiny), so
+    # a wrong power of two would be off by a factor >= 2; rtol 5e-16 checks every bit above
+    from recastkit.selection import _exp_poly
+
+    x = np.array([k * math.log(2.0) for k in range(-29, 30)] + [-20.0, 20.0])
+    np.testing.assert_allclose([_exp_poly(v) for v in x], np.exp(x), rtol=5e-16, atol=0)
+
+
+def test_absurd_eta_does_not_stop_the_kernel():
+    # exp(-800) underflows to 0: the libm path divides by it (inf, no ZeroDivisionError)
+    pt = np.array([50.0, 40.0, 30.0, 20.0], dtype=np.float32)
+    eta = np.array([-800.0, 0.5, 0.1, -0.2], dtype=np.float32)
+    phi = np.array([0.0, 1.0, 2.0, -0.5], dtype=np.float32)
+    m = np.array([5.0, 3.0, 5.0, 3.0], dtype=np.float32)
+    chunk = EventChunk("mem", 0, 2, np.array([0, 2, 4], dtype=np.int64), (pt, eta, phi, m),
+                       np.array([2.0, 3.0]))
+    config = SelectionConfig(jet_abs_eta_max=2.5)
+    acc = SelectionAccumulator.empty(config)
+    acc.fill(chunk, FLAT, config)
+    assert acc.mjj[0, :, 0].sum() == 5.0  # both events have a raw m_jj (flow included)
+    assert acc.mjj[1, :, 0].sum() == 3.0  # only the second passes |eta| < 2.5 twice
+    assert list(acc.cut_n) == [2, 2, 2, 1]
+
+
 def test_pairs_outside_the_fast_range_use_libm():
     # |eta| > 20 and |dphi| > 2 pi take the libm path (back-to-back in eta: no cancellation)
     pt = np.array([50.0, 40.0, 50.0, 40.0], dtype=np.float32)

@@ -271,7 +271,7 @@ class SelectionConfig:
 # --------------------------------------------------------------------------- numba kernel
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _bin(x: float, n: int, lo: float, hi: float) -> int:  # pragma: no cover - compiled
     z = (x - lo) / (hi - lo)
     if z < 1.0:
@@ -288,7 +288,7 @@ _PI_LO = 1.2246467991473532e-16
 _HALF_PI = 1.5707963267948966
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cos_poly(x: float) -> float:  # pragma: no cover - compiled
     """cos(x) for |x| <= 2π (any Δφ of two angles in [-π, π]), within 4e-16 of libm.
 
@@ -308,7 +308,7 @@ def _cos_poly(x: float) -> float:  # pragma: no cover - compiled
     return -c if neg else c
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _cos(x: float) -> float:  # pragma: no cover - compiled
     """cos(x): :func:`_cos_poly` for |x| <= 2π, ``math.cos`` otherwise (and for NaN)."""
     if abs(x) <= _TWO_PI_HI:
@@ -322,13 +322,14 @@ _LN2_HI = 0.6931471803691238  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with 21 traili
 _LN2_LO = 1.9082149292705877e-10
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
     """exp(x) for |x| <= 20 within a few ulp of libm, without branches or calls.
 
     x = k ln2 + r with k = round(x / ln2) (exact Cody-Waite reduction, |r| <= 0.35); exp(r) is
     its Taylor series to r^14 (truncation error < 1e-17) and 2^k is built exactly as the
-    integer 2^(k+30) times 2^-30.
+    product of 2^a and 2^(k-a), a = k >> 1, each the int32 2^(a+15) times 2^-15 (exact powers
+    of two, so the product is 2^k exactly; int32 conversions vectorize, int64 ones do not).
     """
     k = np.floor(x * _LOG2E + 0.5)
     r = (x - k * _LN2_HI) - k * _LN2_LO
@@ -336,10 +337,14 @@ def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
         1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
             1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
                 1.0 / 6227020800 + r * (1.0 / 87178291200))))))))))))))
-    return float(p * (np.float64(np.int64(1) << np.int64(k + 30.0)) * 9.313225746154785e-10))
+    ki = np.int32(k)
+    a = ki >> np.int32(1)
+    two_a = np.float64(np.int32(np.int32(1) << (a + np.int32(15)))) * 3.0517578125e-05
+    two_b = np.float64(np.int32(np.int32(1) << (ki - a + np.int32(15)))) * 3.0517578125e-05
+    return float(p * (two_a * two_b))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _hfill(  # noqa: PLR0917 - numba kernels take positional arguments
     h: Any, k: int, x: float, w: float, n: int, lo: float, hi: float,
 ) -> None:  # pragma: no cover - compiled
@@ -348,7 +353,7 @@ def _hfill(  # noqa: PLR0917 - numba kernels take positional arguments
     h[k, b, 1] += w * w
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mom(  # noqa: PLR0917
     sw: float, swx: float, lo: float, hi: float, x: float, w: float,
 ) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
@@ -360,7 +365,7 @@ def _mom(  # noqa: PLR0917
     return sw + w, swx + w * x, lo, hi
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _pz_e(pt: float, eta: float, m: float) -> tuple[float, float]:  # pragma: no cover
     # one exp instead of sinh and cosh: pz = pT sinh(eta), E = sqrt((pT cosh(eta))^2 + m^2)
     ex = math.exp(eta)
@@ -370,7 +375,7 @@ def _pz_e(pt: float, eta: float, m: float) -> tuple[float, float]:  # pragma: no
     return pz, math.sqrt(pc * pc + m * m)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mass(  # noqa: PLR0917
     c0: Any, c1: Any, c2: Any, c3: Any, i: int, j: int, cartesian: bool, escale: float,
 ) -> float:  # pragma: no cover - compiled
@@ -393,20 +398,25 @@ def _mass(  # noqa: PLR0917
     return math.sqrt(msq) if msq > 0.0 else 0.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _masses_ptetaphim(  # noqa: PLR0917
     c0: Any, c1: Any, c2: Any, c3: Any, pair_i: Any, pair_j: Any, n_pairs: int, escale: float,
     mass: Any,
 ) -> None:  # pragma: no cover - compiled
     """``mass[k]`` of the jet pairs ``(pair_i[k], pair_j[k])``, in GeV, for pt/eta/phi/m jets.
 
-    Same formula as :func:`_mass`, organised as simple loops over float64 buffers that LLVM
-    vectorizes (exp and cos by :func:`_exp_poly` / :func:`_cos_poly`); pairs with |η| > 20
-    or |Δφ| > 2π (or NaN) are recomputed by :func:`_mass` with libm.
+    Same formula and operations as :func:`_mass`, organised as one gather loop followed by
+    simple loops over contiguous float64 buffers that LLVM vectorizes (exp and cos by
+    :func:`_exp_poly` / :func:`_cos_poly`, the divisions and square roots four at a time).
+    Pairs with |η| > 20 or |Δφ| > 2π (or NaN) are recomputed by :func:`_mass` with libm.
     """
     ex1 = np.empty(n_pairs, dtype=np.float64)
     ex2 = np.empty(n_pairs, dtype=np.float64)
     cdp = np.empty(n_pairs, dtype=np.float64)
+    pt1 = np.empty(n_pairs, dtype=np.float64)
+    pt2 = np.empty(n_pairs, dtype=np.float64)
+    m1 = np.empty(n_pairs, dtype=np.float64)
+    m2 = np.empty(n_pairs, dtype=np.float64)
     n_bad = 0
     for k in range(n_pairs):  # gather
         i = pair_i[k]
@@ -414,20 +424,18 @@ def _masses_ptetaphim(  # noqa: PLR0917
         eta1 = np.float64(c1[i])
         eta2 = np.float64(c1[j])
         dphi = np.float64(c2[i]) - np.float64(c2[j])
-        ex1[k] = eta1
-        ex2[k] = eta2
-        cdp[k] = dphi
-        ok = ((abs(eta1) <= _EXP_MAX_ARG) & (abs(eta2) <= _EXP_MAX_ARG)
-              & (abs(dphi) <= _TWO_PI_HI))
-        n_bad += not ok
-    if n_bad:  # keep the vector loops in range; the bad pairs are redone below
-        for k in range(n_pairs):
-            if not abs(ex1[k]) <= _EXP_MAX_ARG:
-                ex1[k] = 0.0
-            if not abs(ex2[k]) <= _EXP_MAX_ARG:
-                ex2[k] = 0.0
-            if not abs(cdp[k]) <= _TWO_PI_HI:
-                cdp[k] = 0.0
+        ok1 = abs(eta1) <= _EXP_MAX_ARG
+        ok2 = abs(eta2) <= _EXP_MAX_ARG
+        ok3 = abs(dphi) <= _TWO_PI_HI
+        # out-of-range arguments become 0 (the vector loops stay in range); redone below
+        ex1[k] = eta1 if ok1 else 0.0
+        ex2[k] = eta2 if ok2 else 0.0
+        cdp[k] = dphi if ok3 else 0.0
+        pt1[k] = np.float64(c0[i]) * escale
+        pt2[k] = np.float64(c0[j]) * escale
+        m1[k] = np.float64(c3[i]) * escale
+        m2[k] = np.float64(c3[j]) * escale
+        n_bad += not (ok1 & ok2 & ok3)
     for k in range(n_pairs):
         ex1[k] = _exp_poly(ex1[k])
     for k in range(n_pairs):
@@ -435,23 +443,21 @@ def _masses_ptetaphim(  # noqa: PLR0917
     for k in range(n_pairs):
         cdp[k] = _cos_poly(cdp[k])
     for k in range(n_pairs):
-        i = pair_i[k]
-        j = pair_j[k]
-        pt1 = np.float64(c0[i]) * escale
-        pt2 = np.float64(c0[j]) * escale
-        m1 = np.float64(c3[i]) * escale
-        m2 = np.float64(c3[j]) * escale
+        p1 = pt1[k]
+        p2 = pt2[k]
+        q1 = m1[k]
+        q2 = m2[k]
         x1 = ex1[k]
         x2 = ex2[k]
         inv1 = 1.0 / x1
         inv2 = 1.0 / x2
-        pz1 = pt1 * 0.5 * (x1 - inv1)
-        pc1 = pt1 * 0.5 * (x1 + inv1)
-        pz2 = pt2 * 0.5 * (x2 - inv2)
-        pc2 = pt2 * 0.5 * (x2 + inv2)
-        e1 = math.sqrt(pc1 * pc1 + m1 * m1)
-        e2 = math.sqrt(pc2 * pc2 + m2 * m2)
-        msq = m1 * m1 + m2 * m2 + 2.0 * (e1 * e2 - pt1 * pt2 * cdp[k] - pz1 * pz2)
+        pz1 = p1 * 0.5 * (x1 - inv1)
+        pc1 = p1 * 0.5 * (x1 + inv1)
+        pz2 = p2 * 0.5 * (x2 - inv2)
+        pc2 = p2 * 0.5 * (x2 + inv2)
+        e1 = math.sqrt(pc1 * pc1 + q1 * q1)
+        e2 = math.sqrt(pc2 * pc2 + q2 * q2)
+        msq = q1 * q1 + q2 * q2 + 2.0 * (e1 * e2 - p1 * p2 * cdp[k] - pz1 * pz2)
         mass[k] = math.sqrt(msq) if msq > 0.0 else 0.0
     if n_bad:
         for k in range(n_pairs):
@@ -466,9 +472,34 @@ def _masses_ptetaphim(  # noqa: PLR0917
 _NJ_LUT = 64
 _EMPTY = np.int64(-(2**63))  # no jet, in the integer top-2 keys
 _NO_BITS = np.zeros(0, dtype=np.int32)
+_MAX_KEY_JETS = 2**32 - 1  # jets of a chunk addressable by the low half of a key
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _jet_keys(  # noqa: PLR0917
+    c0: Any, c1: Any, pt_bits: Any, escale: float, pt_min: float, no_pt: bool,
+    eta_max: float, no_eta: bool, keys: Any, flags: Any,
+) -> None:  # pragma: no cover - compiled
+    """Per jet j of a chunk with float32 pT: its top-2 key and its cut flags, in one loop
+    without branches (it vectorizes).
+
+    ``keys[j]``: the order-preserving integer of the pT bits (-0.0 == +0.0) in the high half
+    and ``2**32 - 1 - j`` in the low half (a tie goes to the earlier jet), or :data:`_EMPTY`
+    when pT is NaN or -inf (such jets never lead). ``flags[j]``: bit 0 pT cut passed, bit 1
+    both cuts passed.
+    """
+    for j in range(keys.shape[0]):
+        pt = float(c0[j]) * escale
+        bits = np.int64(pt_bits[j])
+        mono = bits if bits >= 0 else (bits ^ 0x7FFFFFFF) + 1
+        key = (mono << 32) | (0xFFFFFFFF - j)
+        keys[j] = key if pt > -np.inf else _EMPTY
+        pass_pt = no_pt | (pt > pt_min)
+        sel = pass_pt & (no_eta | (abs(np.float64(c1[j])) < eta_max))
+        flags[j] = np.int8(pass_pt) | (np.int8(sel) << np.int8(1))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _kernel(  # noqa: PLR0917
     offsets: Any, c0: Any, c1: Any, c2: Any, c3: Any, cartesian: bool, escale: float,
             weights: Any, pt_min: float, apply_pt: bool, eta_max: float, apply_eta: bool,
@@ -502,14 +533,25 @@ def _kernel(  # noqa: PLR0917
     # of stalling the branchy event loop); phase 3 fills the m_jj histograms in event order.
     pair_i = np.empty(2 * n_events + 1, dtype=np.int64)
     pair_j = np.empty(2 * n_events + 1, dtype=np.int64)
-    raw_k = np.empty(n_events, dtype=np.int64)
-    kin_k = np.empty(n_events, dtype=np.int64)
-    nkin = np.empty(n_events, dtype=np.int64)
+    # events filling the raw / kin m_jj (in event order) and their pairs: phase 3 walks
+    # these lists instead of testing every event (the kin test is a coin flip)
+    raw_ev = np.empty(n_events, dtype=np.int64)
+    raw_p = np.empty(n_events, dtype=np.int64)
+    kin_ev = np.empty(n_events + 1, dtype=np.int64)
+    kin_p = np.empty(n_events + 1, dtype=np.int64)
+    kin_nj = np.empty(n_events + 1, dtype=np.int64)
+    n_raw = 0
+    n_kin_ev = 0
     n_pairs = 0
     # n_jets bins of small counts, with the same arithmetic as _bin (no division per event)
     nj_lut = np.empty(_NJ_LUT, dtype=np.int64)
     for k in range(_NJ_LUT):
         nj_lut[k] = _bin(np.float64(k), nj_n, nj_lo, nj_hi)
+    n_jets_total = c0.shape[0] if use_bits else 0
+    keys = np.empty(n_jets_total, dtype=np.int64)
+    flags = np.empty(n_jets_total, dtype=np.int8)
+    if use_bits:
+        _jet_keys(c0, c1, pt_bits, escale, pt_min, no_pt, eta_max, no_eta, keys, flags)
     for ev in range(n_events):
         w = weights[ev]
         w2 = w * w
@@ -528,33 +570,30 @@ def _kernel(  # noqa: PLR0917
         n_pt = 0
         n_kin = 0
         if use_bits:
-            # float32 pT: top 2 by integer keys (order-preserving pT bits, then the earlier
-            # jet) with max/min, which compile to conditional moves; NaN/-inf never enter
+            # float32 pT: top 2 by the integer keys of _jet_keys with max/min (conditional
+            # moves), the selected jets' keys masked by their flag without a branch
             k1 = _EMPTY
             k2 = _EMPTY
             u1 = _EMPTY
             u2 = _EMPTY
             for j in range(start, stop):
-                pt = float(c0[j]) * escale
-                bits = np.int64(pt_bits[j])
-                mono = bits if bits >= 0 else (bits ^ 0x7FFFFFFF) + 1  # -0.0 == +0.0
-                key = (mono << 32) | (0xFFFFFFFF - (j - start))
-                key = key if pt > -np.inf else _EMPTY
+                key = keys[j]
+                f = int(flags[j])
+                n_pt += f & 1
+                on = f >> 1
+                n_kin += on
+                mask = -on
+                kk = (key & mask) | (_EMPTY & ~mask)
                 hi = max(k1, key)
                 k2 = max(k2, min(k1, key))
                 k1 = hi
-                pass_pt = bool(no_pt | (pt > pt_min))
-                sel = bool(pass_pt & (no_eta | (abs(np.float64(c1[j])) < eta_max)))
-                n_pt += int(pass_pt)
-                n_kin += int(sel)
-                kk = key if sel else _EMPTY
                 hi = max(u1, kk)
                 u2 = max(u2, min(u1, kk))
                 u1 = hi
-            b1 = -1 if k1 == _EMPTY else start + (0xFFFFFFFF - (k1 & 0xFFFFFFFF))
-            b2 = -1 if k2 == _EMPTY else start + (0xFFFFFFFF - (k2 & 0xFFFFFFFF))
-            s1 = -1 if u1 == _EMPTY else start + (0xFFFFFFFF - (u1 & 0xFFFFFFFF))
-            s2 = -1 if u2 == _EMPTY else start + (0xFFFFFFFF - (u2 & 0xFFFFFFFF))
+            b1 = -1 if k1 == _EMPTY else 0xFFFFFFFF - int(k1 & 0xFFFFFFFF)
+            b2 = -1 if k2 == _EMPTY else 0xFFFFFFFF - int(k2 & 0xFFFFFFFF)
+            s1 = -1 if u1 == _EMPTY else 0xFFFFFFFF - int(u1 & 0xFFFFFFFF)
+            s2 = -1 if u2 == _EMPTY else 0xFFFFFFFF - int(u2 & 0xFFFFFFFF)
         else:
             for j in range(start, stop):
                 if cartesian:
@@ -611,8 +650,6 @@ def _kernel(  # noqa: PLR0917
         hnj[0, bn, 0] += w
         hnj[0, bn, 1] += w2
         m2 = _mom(m2[0], m2[1], m2[2], m2[3], x, w)
-        raw_k[ev] = -1
-        kin_k[ev] = -1
         if n_all < min_jets:
             continue  # then n_kin < min_jets too
         # jets with NaN pT never lead; such an event keeps its first two jets
@@ -620,7 +657,9 @@ def _kernel(  # noqa: PLR0917
         r2 = b2 if b2 >= 0 else start + 1
         pair_i[n_pairs] = r1
         pair_j[n_pairs] = r2
-        raw_k[ev] = n_pairs
+        raw_ev[n_raw] = ev
+        raw_p[n_raw] = n_pairs
+        n_raw += 1
         n_pairs += 1
         # kin selection, as selects (passing is a coin flip on busy events); its n_jets
         # fill is done in phase 3. Adding 0.0 leaves a sum bit-identical.
@@ -628,13 +667,15 @@ def _kernel(  # noqa: PLR0917
         n3 += int(passk)
         w3 += w if passk else 0.0
         v3 += w2 if passk else 0.0
-        nkin[ev] = n_kin
         s1 = s1 if s2 >= 0 else r1  # s2 < 0 only with NaN pT and no pT cut: raw choice
         s2 = s2 if s2 >= 0 else r2
         differ = passk & ((s1 != r1) | (s2 != r2))
         pair_i[n_pairs] = s1  # overwritten by the next pair unless counted
         pair_j[n_pairs] = s2
-        kin_k[ev] = n_pairs if differ else (n_pairs - 1 if passk else -1)
+        kin_ev[n_kin_ev] = ev  # overwritten by the next event unless counted
+        kin_p[n_kin_ev] = n_pairs if differ else n_pairs - 1
+        kin_nj[n_kin_ev] = n_kin
+        n_kin_ev += int(passk)
         n_pairs += int(differ)
     # phase 2: the masses
     mass = np.empty(n_pairs, dtype=np.float64)
@@ -643,26 +684,24 @@ def _kernel(  # noqa: PLR0917
             mass[k] = _mass(c0, c1, c2, c3, pair_i[k], pair_j[k], cartesian, escale)
     else:
         _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass)
-    # phase 3: m_jj fills, in event order
-    for ev in range(n_events):
-        k = raw_k[ev]
-        if k < 0:
-            continue
-        w = weights[ev]
-        mjj = mass[k]
+    # phase 3: m_jj fills, in event order (each histogram and its sums in the same order
+    # as filling event by event)
+    for r in range(n_raw):
+        w = weights[raw_ev[r]]
+        mjj = mass[raw_p[r]]
         _hfill(hmjj, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
         m0 = _mom(m0[0], m0[1], m0[2], m0[3], mjj, w)
-        k = kin_k[ev]
-        if k >= 0:
-            nk = nkin[ev]
-            x = np.float64(nk)
-            bn = nj_lut[nk] if nk < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
-            hnj[1, bn, 0] += w
-            hnj[1, bn, 1] += w * w
-            m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
-            mjj = mass[k]
-            _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
-            m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
+    for r in range(n_kin_ev):
+        w = weights[kin_ev[r]]
+        nk = kin_nj[r]
+        x = np.float64(nk)
+        bn = nj_lut[nk] if nk < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
+        hnj[1, bn, 0] += w
+        hnj[1, bn, 1] += w * w
+        m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
+        mjj = mass[kin_p[r]]
+        _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
+        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
     cut_n[0] = n0
     cut_n[1] = n1
     cut_n[2] = n2
@@ -717,7 +756,8 @@ class SelectionAccumulator:
     def fill(self, chunk: EventChunk, layout: EventLayout, config: SelectionConfig) -> None:
         """Run the fused selection kernel on one chunk, adding into these sums."""
         c0, c1, c2, c3 = chunk.jets
-        use_bits = c0.dtype == np.float32 and layout.kinematics != "pxpypze"
+        use_bits = (c0.dtype == np.float32 and layout.kinematics != "pxpypze"
+                    and len(c0) <= _MAX_KEY_JETS)
         _kernel(
             chunk.offsets, c0, c1, c2, c3, layout.kinematics == "pxpypze",
             layout.energy_scale_to_gev, chunk.weights,
