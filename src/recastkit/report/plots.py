@@ -75,7 +75,7 @@ def _fmt_xsec(xsec_fb: float) -> str:
 def plot_hists(inputs: SearchInputs, path: str | os.PathLike[str], *,
                lumi_ifb: float | None = None, xsec_fb: float | None = None,
                com_tev: float = 13.0, xlabel: str = r"$m_{jj}$ [GeV]",
-               logy: bool = True) -> None:
+               logy: bool = True, region: str | None = None) -> None:
     """Stacked backgrounds with the μ = 1 signal on top, data points and the MC stat band.
 
     Args:
@@ -86,6 +86,7 @@ def plot_hists(inputs: SearchInputs, path: str | os.PathLike[str], *,
         com_tev: Centre-of-mass energy for the label (TeV).
         xlabel: x-axis label.
         logy: Logarithmic y axis (default: a falling m_jj spectrum with a small signal).
+        region: Region name written under the experiment label (multi-region fits).
     """
     import mplhep
 
@@ -132,6 +133,9 @@ def plot_hists(inputs: SearchInputs, path: str | os.PathLike[str], *,
         ax.set_ylim(0, top * 1.45)
     ax.legend(loc="upper right", fontsize="small")
     _atlas_label(ax, lumi_ifb, com_tev)
+    if region is not None:
+        ax.text(0.04, 0.94, region, transform=ax.transAxes, ha="left", va="top",
+                fontsize="large")
     fig.tight_layout()
     _save(fig, path)
 

@@ -293,7 +293,8 @@ def _write(outdir: Path, workspace: Mapping[str, Any], result: LimitResult, *,
                     continue
                 name = f"hists_{r.name}.png"
                 plot_hists(SearchInputs(r.signal, r.backgrounds, r.data, r.data_kind),
-                           staging / name, lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb)
+                           staging / name, lumi_ifb=lumi_ifb, xsec_fb=xsec_ref_fb,
+                           region=r.name)
                 names.append(name)
         outdir.mkdir(parents=True, exist_ok=True)
         for name in names:
