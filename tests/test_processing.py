@@ -275,3 +275,27 @@ def test_keep_freed_memory_is_applied_once_per_process_on_glibc():
     assert processing.keep_freed_memory() is applied  # cached per process
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert applied is glibc
+
+
+def test_prefetching_chunk_stream_keeps_items_and_errors_in_order(tmp_path):
+    from recastkit.io.decoding import ReadOptions
+    from recastkit.io.events import resolve_layout
+    from recastkit.processing import WorkUnit, _chunk_stream, _Task
+
+    a = write_flat(tmp_path / "a.root", make_events(3000, seed=3), n_baskets=3)
+    layout = resolve_layout(a)
+    config = SelectionConfig()
+    missing = str(tmp_path / "gone.root")
+    units = [*split_units(str(a), [0, 1000, 2000, 3000], 700), WorkUnit(missing, 0, 10),
+             WorkUnit(str(a), 2500, 3000)]
+    for step in (250, 700, 5000):
+        tasks = [_Task(u, layout, config, step, ReadOptions()) for u in units]
+        plain = [(i, None if c is None else (c.path, c.entry_start, c.entry_stop), type(e).__name__)
+                 for i, c, e in _chunk_stream(tasks)]
+        ahead = [(i, None if c is None else (c.path, c.entry_start, c.entry_stop), type(e).__name__)
+                 for i, c, e in _chunk_stream(tasks, prefetch=True)]
+        assert ahead == plain
+        assert (len(units) - 2, None, "RootFileError") in plain
+    stream = _chunk_stream(tasks, prefetch=True)  # closed early: the next unit is waited for
+    next(stream)
+    stream.close()

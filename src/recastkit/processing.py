@@ -31,6 +31,7 @@ metadata). A selection in which no event passes raises :class:`SelectionError`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import importlib
@@ -570,14 +571,60 @@ class _Progress:
 Callback = Callable[[int, int], None]
 
 
-def _chunk_stream(tasks: Sequence[_Task]) -> Iterator[_Item]:
-    """``(task index, chunk, None)`` for every chunk of every task; ``(i, None, error)``."""
-    for i, t in enumerate(tasks):
-        try:
-            for chunk in _read(t):
-                yield i, chunk, None
-        except RecastkitError as exc:
-            yield i, None, exc
+_Chunk = EventChunk | ObjectChunk
+_Started = tuple[Iterator[_Chunk], _Chunk | None]
+
+
+def _start(task: _Task) -> _Started:
+    """The chunk iterator of ``task`` and its first chunk (``None``: no chunk)."""
+    chunks = _read(task)
+    return chunks, next(chunks, None)
+
+
+def _chunk_stream(tasks: Sequence[_Task], prefetch: bool = False) -> Iterator[_Item]:
+    """``(task index, chunk, None)`` for every chunk of every task; ``(i, None, error)``.
+
+    With ``prefetch``, the first chunk of the next task is read in a background thread while
+    the last chunk of the current one is read: with one chunk per work unit (the default
+    units of a single file), the basket decoders then never wait for the consumer to ask for
+    the next unit. The order of the items (and so every result) is unchanged; at most one
+    more chunk is alive.
+    """
+    if not prefetch or len(tasks) < 2:
+        for i, t in enumerate(tasks):
+            try:
+                for chunk in _read(t):
+                    yield i, chunk, None
+            except RecastkitError as exc:
+                yield i, None, exc
+        return
+    # two threads: the next unit starts while this one may still be waiting for its first chunk
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recastkit-next")
+    ahead: Future[_Started] | None = None
+    try:
+        for i, t in enumerate(tasks):
+            head = ahead if ahead is not None else pool.submit(_start, t)
+            ahead = None
+            more = i + 1 < len(tasks)
+            n_chunks = -(-(t.unit.entry_stop - t.unit.entry_start) // t.step_size)
+            try:
+                if n_chunks <= 1 and more:  # this unit's only chunk is being read: go on
+                    ahead = pool.submit(_start, tasks[i + 1])
+                chunks, item = head.result()
+                k = 1
+                while item is not None:
+                    yield i, item, None
+                    if k >= n_chunks - 1 and ahead is None and more:  # the last one is next
+                        ahead = pool.submit(_start, tasks[i + 1])
+                    item = next(chunks, None)
+                    k += 1
+            except RecastkitError as exc:
+                yield i, None, exc
+    finally:
+        if ahead is not None and not ahead.cancel():
+            with contextlib.suppress(Exception):  # reported, or not needed
+                ahead.result()
+        pool.shutdown(wait=True)
 
 
 def _fill_after(previous: Future[None] | None, acc: AnyAccumulator,
@@ -596,7 +643,9 @@ def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback |
     releases the GIL): chunks of different units in parallel, the chunks of one unit in order
     (each unit has its own accumulator, and units are merged in order afterwards, so the
     result is the same as filling everything in sequence). At most one chunk per core is
-    waiting to be filled. Analysis (regions) chunks are filled in this thread.
+    waiting to be filled, and the first chunk of the next unit is read while the last one
+    of the current unit is (:func:`_chunk_stream` with ``prefetch``), so the basket decoders
+    do not idle between units. Analysis (regions) chunks are filled in this thread.
     """
     accs = [_empty(t.config, t.layout) for t in tasks]
     errors: dict[int, RecastkitError] = {}
@@ -613,7 +662,7 @@ def _iterative(tasks: Sequence[_Task], progress: _Progress, callback: Callback |
     cores = available_cores()
     parallel = (read_ahead and cores > 1
                 and all(isinstance(a, SelectionAccumulator) for a in accs))
-    stream = _chunk_stream(tasks)
+    stream = _chunk_stream(tasks, prefetch=parallel)
     if not parallel:
         for i, chunk, exc in (_read_ahead(stream) if read_ahead else stream):
             advance(i)
