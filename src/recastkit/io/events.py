@@ -418,16 +418,30 @@ def resolve_layout(path: str | os.PathLike[str], config: InputConfig | None = No
     for branch in layout.branches:
         if branch not in keyset:
             raise missing_object_error(path, f"branch in tree {layout.tree!r}", branch, keys)
+    return replace(layout, extra_weight_branches=_extra_weight_branches(
+        path, layout, extra_weights, keys))
+
+
+def _extra_weight_branches(path: str | os.PathLike[str], layout: EventLayout,
+                           names: Sequence[str], keys: Sequence[str]) -> tuple[str, ...]:
+    """The tree's branches of the extra event weights: the name itself, or the name after the
+    layout's event-info prefix (PHYSLITE ``EventInfoAuxDyn.``).
+
+    Raises:
+        MissingObjectError: A weight branch is in neither form (with the closest names).
+    """
+    keyset = set(keys)
+    prefix = layout.event_info_prefix
     extras = []
-    for name in extra_weights:
+    for name in names:
         if name in keyset:
             extras.append(name)
-        elif layout.event_info_prefix and layout.event_info_prefix + name in keyset:
-            extras.append(layout.event_info_prefix + name)
+        elif prefix and prefix + name in keyset:
+            extras.append(prefix + name)
         else:
             raise missing_object_error(
-                path, f"extra weight branch in tree {layout.tree!r}", name, keys)
-    return replace(layout, extra_weight_branches=tuple(extras))
+                path, f"extra weight branch in tree {layout.tree!r}", name, list(keys))
+    return tuple(extras)
 
 
 # --------------------------------------------------------------------------- entries

@@ -74,6 +74,7 @@ from recastkit.io.events import (
     _chunk_reader,
     _event_tree,
     _event_trees,
+    _extra_weight_branches,
     _open_cached,
     _tree_keys,
     detect_layout,
@@ -539,16 +540,8 @@ def resolve_object_layout(  # noqa: PLR0917
                         path, f"branch for {coll}.{name} in tree {events.tree!r}", src, keylist)
             chosen[name] = src
         collections[coll] = chosen
-    extras = []
-    for name in extra_weights:
-        if name in keys:
-            extras.append(name)
-        elif events.event_info_prefix and events.event_info_prefix + name in keys:
-            extras.append(events.event_info_prefix + name)
-        else:
-            raise missing_object_error(
-                path, f"weight branch in tree {events.tree!r}", name, keylist)
-    events = replace(events, extra_weight_branches=tuple(extras))
+    events = replace(events, extra_weight_branches=_extra_weight_branches(
+        path, events, extra_weights, keylist))
     if events.weight_branch is not None and events.weight_branch not in keys:
         raise missing_object_error(path, f"weight branch in tree {events.tree!r}",
                                    events.weight_branch, keylist)
