@@ -208,14 +208,56 @@ def _item_offsets(byte_offsets: Any, shift: int, out: Any) -> bool:  # pragma: n
     return ok
 
 
+@numba.njit(cache=True, nogil=True)
+def _bswap16(a: Any) -> None:  # pragma: no cover - compiled
+    for i in range(a.shape[0]):
+        x = a[i]
+        a[i] = (x << np.uint16(8)) | (x >> np.uint16(8))
+
+
+@numba.njit(cache=True, nogil=True)
+def _bswap32(a: Any) -> None:  # pragma: no cover - compiled
+    for i in range(a.shape[0]):
+        x = a[i]
+        a[i] = (((x & np.uint32(0xFF)) << np.uint32(24))
+                | ((x & np.uint32(0xFF00)) << np.uint32(8))
+                | ((x >> np.uint32(8)) & np.uint32(0xFF00)) | (x >> np.uint32(24)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _bswap64(a: Any) -> None:  # pragma: no cover - compiled
+    for i in range(a.shape[0]):
+        x = a[i]
+        lo = x & np.uint64(0xFFFFFFFF)
+        hi = x >> np.uint64(32)
+        lo = (((lo & np.uint64(0xFF)) << np.uint64(24))
+              | ((lo & np.uint64(0xFF00)) << np.uint64(8))
+              | ((lo >> np.uint64(8)) & np.uint64(0xFF00)) | (lo >> np.uint64(24)))
+        hi = (((hi & np.uint64(0xFF)) << np.uint64(24))
+              | ((hi & np.uint64(0xFF00)) << np.uint64(8))
+              | ((hi >> np.uint64(8)) & np.uint64(0xFF00)) | (hi >> np.uint64(24)))
+        a[i] = (lo << np.uint64(32)) | hi
+
+
+#: In-place byte reversal of every value, by value size. LLVM compiles these loops to
+#: vector byte shuffles: about ten times faster than numpy's in-place ``byteswap``, whose
+#: strided loop takes a few percent of a whole dijet run.
+_BSWAP = {2: (_bswap16, np.uint16), 4: (_bswap32, np.uint32), 8: (_bswap64, np.uint64)}
+
+
 def _native(data: NumArray, dtype: np.dtype[Any], owned: bool) -> NumArray:
     """``data`` (bytes) as native-endian values of ``dtype``; swapped in place if ``owned``."""
     values = data.view(dtype)
     if dtype.isnative:
         return values if owned else values.copy()
+    native = dtype.newbyteorder("=")
     if owned and values.flags.writeable:
-        return values.byteswap(inplace=True).view(dtype.newbyteorder("="))
-    return values.astype(dtype.newbyteorder("="))
+        swap = _BSWAP.get(dtype.itemsize)
+        if swap is not None and values.flags.c_contiguous:
+            swap[0](values.view(swap[1]))
+            return values.view(native)
+        return values.byteswap(inplace=True).view(native)
+    return values.astype(native)
 
 
 def _interpret(spec: BranchBaskets, data: NumArray, byte_offsets: Int64Array | None,
