@@ -345,13 +345,14 @@ def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
     return float(p * (two_a * two_b))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _hfill(  # noqa: PLR0917 - numba kernels take positional arguments
-    h: Any, k: int, x: float, w: float, n: int, lo: float, hi: float,
-) -> None:  # pragma: no cover - compiled
-    b = _bin(x, n, lo, hi)
-    h[k, b, 0] += w
-    h[k, b, 1] += w * w
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _bins(x: Any, n: int, lo: float, hi: float, out: Any) -> None:  # pragma: no cover
+    """``out[k] = _bin(x[k], n, lo, hi)`` for all k, with selects instead of branches."""
+    d = hi - lo
+    for k in range(x.shape[0]):
+        z = (x[k] - lo) / d
+        b = int(z * n) + 1 if z >= 0.0 else 0  # a discarded int(z * n) may be garbage
+        out[k] = b if z < 1.0 else n + 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -691,12 +692,18 @@ def _kernel(  # noqa: PLR0917
     else:
         _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass, f_buf)
     # phase 3: m_jj fills, in event order (each histogram and its sums in the same order
-    # as filling event by event)
+    # as filling event by event). The bins are computed first, in a loop of their own: a bin
+    # computed in the fill loop (a division) delays the address of its histogram update, and
+    # the updates, which may alias, then wait for each other.
+    mbin = pair_buf[2, :n_pairs]
+    _bins(mass, mjj_n, mjj_lo, mjj_hi, mbin)
     for r in range(n_raw):
         w = weights[raw_ev[r]]
-        mjj = mass[raw_p[r]]
-        _hfill(hmjj, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
-        m0 = _mom(m0[0], m0[1], m0[2], m0[3], mjj, w)
+        p = raw_p[r]
+        b = mbin[p]
+        hmjj[0, b, 0] += w
+        hmjj[0, b, 1] += w * w
+        m0 = _mom(m0[0], m0[1], m0[2], m0[3], mass[p], w)
     for r in range(n_kin_ev):
         w = weights[kin_ev[r]]
         nk = kin_nj[r]
@@ -705,9 +712,11 @@ def _kernel(  # noqa: PLR0917
         hnj[1, bn, 0] += w
         hnj[1, bn, 1] += w * w
         m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
-        mjj = mass[kin_p[r]]
-        _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
-        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
+        p = kin_p[r]
+        b = mbin[p]
+        hmjj[1, b, 0] += w
+        hmjj[1, b, 1] += w * w
+        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mass[p], w)
     cut_n[0] = n0
     cut_n[1] = n1
     cut_n[2] = n2
@@ -737,7 +746,7 @@ class _Workspace(threading.local):
     def __init__(self) -> None:
         super().__init__()
         self.events: npt.NDArray[np.int64] = np.empty((_N_EVENT_ROWS, 0), dtype=np.int64)
-        self.pairs: npt.NDArray[np.int64] = np.empty((2, 0), dtype=np.int64)
+        self.pairs: npt.NDArray[np.int64] = np.empty((3, 0), dtype=np.int64)
         self.floats: Float64Array = np.empty((8, 0), dtype=np.float64)
         self.keys: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self.flags: npt.NDArray[np.int8] = np.empty(0, dtype=np.int8)
@@ -748,13 +757,14 @@ class _Workspace(threading.local):
         """Buffers for a chunk of ``n_events`` events and ``n_jets`` jets with top-2 keys.
 
         Returns:
-            int64 ``(5, >= n_events + 1)`` event lists, int64 ``(2, >= 2 n_events + 1)`` jet
-            pairs, float64 ``(8, >= 2 n_events + 1)`` per-pair temporaries and masses, and the
-            int64 keys and int8 flags of :func:`_jet_keys`, exactly ``n_jets`` long (views).
+            int64 ``(5, >= n_events + 1)`` event lists, int64 ``(3, >= 2 n_events + 1)`` jet
+            pairs and their m_jj bins, float64 ``(8, >= 2 n_events + 1)`` per-pair temporaries
+            and masses, and the int64 keys and int8 flags of :func:`_jet_keys`, exactly
+            ``n_jets`` long (views).
         """
         if self.events.shape[1] < n_events + 1:
             self.events = np.empty((_N_EVENT_ROWS, n_events + 1), dtype=np.int64)
-            self.pairs = np.empty((2, 2 * n_events + 1), dtype=np.int64)
+            self.pairs = np.empty((3, 2 * n_events + 1), dtype=np.int64)
             self.floats = np.empty((8, 2 * n_events + 1), dtype=np.float64)
         if self.keys.shape[0] < n_jets:
             self.keys = np.empty(n_jets, dtype=np.int64)
