@@ -347,12 +347,24 @@ def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bins(x: Any, n: int, lo: float, hi: float, out: Any) -> None:  # pragma: no cover
-    """``out[k] = _bin(x[k], n, lo, hi)`` for all k, with selects instead of branches."""
+    """``out[k] = _bin(x[k], n, lo, hi)`` for all k, with selects instead of branches.
+
+    A discarded ``int(z * n)`` (z out of range or NaN) may be garbage. With fewer than 2^31 - 1
+    bins, ``z * n`` of an in-range z fits an int32: int32 conversions vectorize, int64 ones
+    do not.
+    """
     d = hi - lo
-    for k in range(x.shape[0]):
-        z = (x[k] - lo) / d
-        b = int(z * n) + 1 if z >= 0.0 else 0  # a discarded int(z * n) may be garbage
-        out[k] = b if z < 1.0 else n + 1
+    if n < 2**31 - 1:
+        n32 = np.int32(n)
+        for k in range(x.shape[0]):
+            z = (x[k] - lo) / d
+            b = np.int32(z * n) + np.int32(1) if z >= 0.0 else np.int32(0)
+            out[k] = np.int64(b if z < 1.0 else n32 + np.int32(1))
+    else:
+        for k in range(x.shape[0]):
+            z = (x[k] - lo) / d
+            b64 = int(z * n) + 1 if z >= 0.0 else 0
+            out[k] = b64 if z < 1.0 else n + 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
