@@ -689,9 +689,9 @@ def _kernel(  # noqa: PLR0917
         s1 = s1 if s2 >= 0 else r1  # s2 < 0 only with NaN pT and no pT cut: raw choice
         s2 = s2 if s2 >= 0 else r2
         differ = passk & ((s1 != r1) | (s2 != r2))
-        pair_i[n_pairs] = s1
+        pair_i[n_pairs] = s1  # overwritten by the next pair unless counted
         pair_j[n_pairs] = s2
-        kin_ev[n_kin_ev] = ev
+        kin_ev[n_kin_ev] = ev  # overwritten by the next event unless counted
         kin_p[n_kin_ev] = n_pairs if differ else n_pairs - 1
         kin_nj[n_kin_ev] = n_kin
         n_kin_ev += int(passk)
@@ -749,10 +749,12 @@ def _kernel(  # noqa: PLR0917
 class _Workspace(threading.local):
     """Scratch buffers of :func:`_kernel`, one set per thread, reused between chunks.
 
-    Fresh arrays of a 250k-event chunk (~30 MB) would be returned to the OS after every call
-    and page-fault back in on the next one (thousands of faults per chunk, costing more than
-    the kernel's own work). The buffers grow to the largest chunk seen and are never shrunk;
-    they belong to the thread, not to an accumulator (accumulators are pickled and merged).
+    Fresh arrays for every chunk (tens of MB for 250k events) can be returned to the OS by
+    malloc between calls and then page-fault back in, one fault per 4 KiB page (measured up
+    to ~7700 faults, ~20 ms, per 250k-event chunk in a loop over chunks). The buffers grow to
+    the largest chunk seen and are never shrunk (only the pages a chunk touches are resident:
+    ~40 MB for 250k events with 4 jets each); they belong to the thread, not to an
+    accumulator (accumulators are pickled and merged), so concurrent fills never share them.
     """
 
     def __init__(self) -> None:
