@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -344,13 +345,26 @@ def _exp_poly(x: float) -> float:  # pragma: no cover - compiled
     return float(p * (two_a * two_b))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _hfill(  # noqa: PLR0917 - numba kernels take positional arguments
-    h: Any, k: int, x: float, w: float, n: int, lo: float, hi: float,
-) -> None:  # pragma: no cover - compiled
-    b = _bin(x, n, lo, hi)
-    h[k, b, 0] += w
-    h[k, b, 1] += w * w
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _bins(x: Any, n: int, lo: float, hi: float, out: Any) -> None:  # pragma: no cover
+    """``out[k] = _bin(x[k], n, lo, hi)`` for all k, with selects instead of branches.
+
+    A discarded ``int(z * n)`` (z out of range or NaN) may be garbage. With fewer than 2^31 - 1
+    bins, ``z * n`` of an in-range z fits an int32: int32 conversions vectorize, int64 ones
+    do not.
+    """
+    d = hi - lo
+    if n < 2**31 - 1:
+        n32 = np.int32(n)
+        for k in range(x.shape[0]):
+            z = (x[k] - lo) / d
+            b = np.int32(z * n) + np.int32(1) if z >= 0.0 else np.int32(0)
+            out[k] = np.int64(b if z < 1.0 else n32 + np.int32(1))
+    else:
+        for k in range(x.shape[0]):
+            z = (x[k] - lo) / d
+            b64 = int(z * n) + 1 if z >= 0.0 else 0
+            out[k] = b64 if z < 1.0 else n + 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -401,7 +415,7 @@ def _mass(  # noqa: PLR0917
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _masses_ptetaphim(  # noqa: PLR0917
     c0: Any, c1: Any, c2: Any, c3: Any, pair_i: Any, pair_j: Any, n_pairs: int, escale: float,
-    mass: Any,
+    mass: Any, tmp: Any,
 ) -> None:  # pragma: no cover - compiled
     """``mass[k]`` of the jet pairs ``(pair_i[k], pair_j[k])``, in GeV, for pt/eta/phi/m jets.
 
@@ -409,14 +423,16 @@ def _masses_ptetaphim(  # noqa: PLR0917
     simple loops over contiguous float64 buffers that LLVM vectorizes (exp and cos by
     :func:`_exp_poly` / :func:`_cos_poly`, the divisions and square roots four at a time).
     Pairs with |η| > 20 or |Δφ| > 2π (or NaN) are recomputed by :func:`_mass` with libm.
+    ``tmp`` is float64 scratch of shape ``(7, >= n_pairs)`` (reused between chunks: fresh
+    arrays would cost a page fault per 4 KiB on every call).
     """
-    ex1 = np.empty(n_pairs, dtype=np.float64)
-    ex2 = np.empty(n_pairs, dtype=np.float64)
-    cdp = np.empty(n_pairs, dtype=np.float64)
-    pt1 = np.empty(n_pairs, dtype=np.float64)
-    pt2 = np.empty(n_pairs, dtype=np.float64)
-    m1 = np.empty(n_pairs, dtype=np.float64)
-    m2 = np.empty(n_pairs, dtype=np.float64)
+    ex1 = tmp[0, :n_pairs]
+    ex2 = tmp[1, :n_pairs]
+    cdp = tmp[2, :n_pairs]
+    pt1 = tmp[3, :n_pairs]
+    pt2 = tmp[4, :n_pairs]
+    m1 = tmp[5, :n_pairs]
+    m2 = tmp[6, :n_pairs]
     n_bad = 0
     for k in range(n_pairs):  # gather
         i = pair_i[k]
@@ -473,6 +489,9 @@ _NJ_LUT = 64
 _EMPTY = np.int64(-(2**63))  # no jet, in the integer top-2 keys
 _NO_BITS = np.zeros(0, dtype=np.int32)
 _MAX_KEY_JETS = 2**32 - 1  # jets of a chunk addressable by the low half of a key
+#: Rows of the per-event int64 scratch (:class:`_Workspace`): the kernel's event lists
+#: raw_ev, raw_p, kin_ev, kin_p, kin_nj.
+_N_EVENT_ROWS = 5
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -505,7 +524,8 @@ def _kernel(  # noqa: PLR0917
             weights: Any, pt_min: float, apply_pt: bool, eta_max: float, apply_eta: bool,
             min_jets: int, mjj_n: int, mjj_lo: float, mjj_hi: float, nj_n: int, nj_lo: float,
             nj_hi: float, hmjj: Any, hnj: Any, moments: Any, cut_n: Any,
-            cut_w: Any, pt_bits: Any, use_bits: bool) -> None:  # pragma: no cover - compiled
+            cut_w: Any, pt_bits: Any, use_bits: bool, ev_buf: Any, pair_buf: Any,
+            f_buf: Any, keys: Any, flags: Any) -> None:  # pragma: no cover - compiled
     n_events = offsets.shape[0] - 1
     no_pt = not apply_pt
     no_eta = not apply_eta
@@ -531,15 +551,16 @@ def _kernel(  # noqa: PLR0917
     # Phase 1 records the jet pairs whose mass is needed; phase 2 computes those masses in
     # a branch-free loop (long exp/sqrt/cos latency chains overlap across pairs there instead
     # of stalling the branchy event loop); phase 3 fills the m_jj histograms in event order.
-    pair_i = np.empty(2 * n_events + 1, dtype=np.int64)
-    pair_j = np.empty(2 * n_events + 1, dtype=np.int64)
+    # All buffers are the caller's scratch (reused between chunks, see _Workspace).
+    pair_i = pair_buf[0]
+    pair_j = pair_buf[1]
     # events filling the raw / kin m_jj (in event order) and their pairs: phase 3 walks
     # these lists instead of testing every event (the kin test is a coin flip)
-    raw_ev = np.empty(n_events, dtype=np.int64)
-    raw_p = np.empty(n_events, dtype=np.int64)
-    kin_ev = np.empty(n_events + 1, dtype=np.int64)
-    kin_p = np.empty(n_events + 1, dtype=np.int64)
-    kin_nj = np.empty(n_events + 1, dtype=np.int64)
+    raw_ev = ev_buf[0]
+    raw_p = ev_buf[1]
+    kin_ev = ev_buf[2]
+    kin_p = ev_buf[3]
+    kin_nj = ev_buf[4]
     n_raw = 0
     n_kin_ev = 0
     n_pairs = 0
@@ -547,9 +568,6 @@ def _kernel(  # noqa: PLR0917
     nj_lut = np.empty(_NJ_LUT, dtype=np.int64)
     for k in range(_NJ_LUT):
         nj_lut[k] = _bin(np.float64(k), nj_n, nj_lo, nj_hi)
-    n_jets_total = c0.shape[0] if use_bits else 0
-    keys = np.empty(n_jets_total, dtype=np.int64)
-    flags = np.empty(n_jets_total, dtype=np.int8)
     if use_bits:
         _jet_keys(c0, c1, pt_bits, escale, pt_min, no_pt, eta_max, no_eta, keys, flags)
     for ev in range(n_events):
@@ -632,37 +650,38 @@ def _kernel(  # noqa: PLR0917
                 elif ptk > q2:
                     q2 = ptk
                     s2 = j
-        # cutflow
+        # cutflow, as selects (n_pt >= N is a coin flip with a pT cut). Adding 0.0 leaves a
+        # sum bit-identical.
         n0 += 1
         w0 += w
         v0 += w2
-        if n_all >= min_jets:
-            n1 += 1
-            w1 += w
-            v1 += w2
-        if n_pt >= min_jets:
-            n2 += 1
-            w2_ += w
-            v2 += w2
+        pass1 = n_all >= min_jets
+        n1 += int(pass1)
+        w1 += w if pass1 else 0.0
+        v1 += w2 if pass1 else 0.0
+        pass2 = n_pt >= min_jets
+        n2 += int(pass2)
+        w2_ += w if pass2 else 0.0
+        v2 += w2 if pass2 else 0.0
         # raw histograms
         x = np.float64(n_all)
         bn = nj_lut[n_all] if n_all < _NJ_LUT else _bin(x, nj_n, nj_lo, nj_hi)
         hnj[0, bn, 0] += w
         hnj[0, bn, 1] += w2
         m2 = _mom(m2[0], m2[1], m2[2], m2[3], x, w)
-        if n_all < min_jets:
-            continue  # then n_kin < min_jets too
-        # jets with NaN pT never lead; such an event keeps its first two jets
+        # The pairs and event lists are written unconditionally and only counted when the
+        # event passes (an uncounted entry is overwritten by the next one): no branch on
+        # n_all >= N either. An event failing it fails the kin selection too.
+        # Jets with NaN pT never lead; such an event keeps its first two jets.
         r1 = b1 if b2 >= 0 else start
         r2 = b2 if b2 >= 0 else start + 1
         pair_i[n_pairs] = r1
         pair_j[n_pairs] = r2
         raw_ev[n_raw] = ev
         raw_p[n_raw] = n_pairs
-        n_raw += 1
-        n_pairs += 1
-        # kin selection, as selects (passing is a coin flip on busy events); its n_jets
-        # fill is done in phase 3. Adding 0.0 leaves a sum bit-identical.
+        n_raw += int(pass1)
+        n_pairs += int(pass1)
+        # kin selection; its n_jets fill is done in phase 3
         passk = n_kin >= min_jets
         n3 += int(passk)
         w3 += w if passk else 0.0
@@ -678,19 +697,25 @@ def _kernel(  # noqa: PLR0917
         n_kin_ev += int(passk)
         n_pairs += int(differ)
     # phase 2: the masses
-    mass = np.empty(n_pairs, dtype=np.float64)
+    mass = f_buf[7, :n_pairs]
     if cartesian:
         for k in range(n_pairs):
             mass[k] = _mass(c0, c1, c2, c3, pair_i[k], pair_j[k], cartesian, escale)
     else:
-        _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass)
+        _masses_ptetaphim(c0, c1, c2, c3, pair_i, pair_j, n_pairs, escale, mass, f_buf)
     # phase 3: m_jj fills, in event order (each histogram and its sums in the same order
-    # as filling event by event)
+    # as filling event by event). The bins are computed first, in a loop of their own: a bin
+    # computed in the fill loop (a division) delays the address of its histogram update, and
+    # the updates, which may alias, then wait for each other.
+    mbin = pair_buf[2, :n_pairs]
+    _bins(mass, mjj_n, mjj_lo, mjj_hi, mbin)
     for r in range(n_raw):
         w = weights[raw_ev[r]]
-        mjj = mass[raw_p[r]]
-        _hfill(hmjj, 0, mjj, w, mjj_n, mjj_lo, mjj_hi)
-        m0 = _mom(m0[0], m0[1], m0[2], m0[3], mjj, w)
+        p = raw_p[r]
+        b = mbin[p]
+        hmjj[0, b, 0] += w
+        hmjj[0, b, 1] += w * w
+        m0 = _mom(m0[0], m0[1], m0[2], m0[3], mass[p], w)
     for r in range(n_kin_ev):
         w = weights[kin_ev[r]]
         nk = kin_nj[r]
@@ -699,9 +724,11 @@ def _kernel(  # noqa: PLR0917
         hnj[1, bn, 0] += w
         hnj[1, bn, 1] += w * w
         m3 = _mom(m3[0], m3[1], m3[2], m3[3], x, w)
-        mjj = mass[kin_p[r]]
-        _hfill(hmjj, 1, mjj, w, mjj_n, mjj_lo, mjj_hi)
-        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mjj, w)
+        p = kin_p[r]
+        b = mbin[p]
+        hmjj[1, b, 0] += w
+        hmjj[1, b, 1] += w * w
+        m1 = _mom(m1[0], m1[1], m1[2], m1[3], mass[p], w)
     cut_n[0] = n0
     cut_n[1] = n1
     cut_n[2] = n2
@@ -717,6 +744,49 @@ def _kernel(  # noqa: PLR0917
     for k, mk in enumerate((m0, m1, m2, m3)):
         for i in range(4):
             moments[k, i] = mk[i]
+
+
+class _Workspace(threading.local):
+    """Scratch buffers of :func:`_kernel`, one set per thread, reused between chunks.
+
+    Fresh arrays for every chunk (tens of MB for 250k events) can be returned to the OS by
+    malloc between calls and then page-fault back in, one fault per 4 KiB page (measured up
+    to ~7700 faults, ~20 ms, per 250k-event chunk in a loop over chunks). The buffers grow to
+    the largest chunk seen and are never shrunk (only the pages a chunk touches are resident:
+    ~40 MB for 250k events with 4 jets each); they belong to the thread, not to an
+    accumulator (accumulators are pickled and merged), so concurrent fills never share them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: npt.NDArray[np.int64] = np.empty((_N_EVENT_ROWS, 0), dtype=np.int64)
+        self.pairs: npt.NDArray[np.int64] = np.empty((3, 0), dtype=np.int64)
+        self.floats: Float64Array = np.empty((8, 0), dtype=np.float64)
+        self.keys: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self.flags: npt.NDArray[np.int8] = np.empty(0, dtype=np.int8)
+
+    def buffers(self, n_events: int, n_jets: int) -> tuple[
+            npt.NDArray[np.int64], npt.NDArray[np.int64], Float64Array, npt.NDArray[np.int64],
+            npt.NDArray[np.int8]]:
+        """Buffers for a chunk of ``n_events`` events and ``n_jets`` jets with top-2 keys.
+
+        Returns:
+            int64 ``(5, >= n_events + 1)`` event lists, int64 ``(3, >= 2 n_events + 1)`` jet
+            pairs and their m_jj bins, float64 ``(8, >= 2 n_events + 1)`` per-pair temporaries
+            and masses, and the int64 keys and int8 flags of :func:`_jet_keys`, exactly
+            ``n_jets`` long (views).
+        """
+        if self.events.shape[1] < n_events + 1:
+            self.events = np.empty((_N_EVENT_ROWS, n_events + 1), dtype=np.int64)
+            self.pairs = np.empty((3, 2 * n_events + 1), dtype=np.int64)
+            self.floats = np.empty((8, 2 * n_events + 1), dtype=np.float64)
+        if self.keys.shape[0] < n_jets:
+            self.keys = np.empty(n_jets, dtype=np.int64)
+            self.flags = np.empty(n_jets, dtype=np.int8)
+        return self.events, self.pairs, self.floats, self.keys[:n_jets], self.flags[:n_jets]
+
+
+_WORKSPACE = _Workspace()
 
 
 # --------------------------------------------------------------------------- accumulation
@@ -770,6 +840,7 @@ class SelectionAccumulator:
             config.njets_bins, float(config.njets_low), float(config.njets_high),
             self.mjj, self.njets, self.moments, self.cut_n, self.cut_w,
             c0.view(np.int32) if use_bits else _NO_BITS, use_bits,
+            *_WORKSPACE.buffers(len(chunk.offsets) - 1, len(c0) if use_bits else 0),
         )
         self.n_events += chunk.n_events
 
