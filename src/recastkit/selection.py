@@ -26,9 +26,11 @@ Every event's weight is the layout's event weight (``mcEventWeights[0]`` for PHY
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -746,19 +748,17 @@ def _kernel(  # noqa: PLR0917
             moments[k, i] = mk[i]
 
 
-class _Workspace(threading.local):
-    """Scratch buffers of :func:`_kernel`, one set per thread, reused between chunks.
+class _Workspace:
+    """Scratch buffers of :func:`_kernel`, reused between chunks (see :class:`_Workspaces`).
 
     Fresh arrays for every chunk (tens of MB for 250k events) can be returned to the OS by
     malloc between calls and then page-fault back in, one fault per 4 KiB page (measured up
     to ~7700 faults, ~20 ms, per 250k-event chunk in a loop over chunks). The buffers grow to
     the largest chunk seen and are never shrunk (only the pages a chunk touches are resident:
-    ~40 MB for 250k events with 4 jets each); they belong to the thread, not to an
-    accumulator (accumulators are pickled and merged), so concurrent fills never share them.
+    ~40 MB for 250k events with 4 jets each).
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.events: npt.NDArray[np.int64] = np.empty((_N_EVENT_ROWS, 0), dtype=np.int64)
         self.pairs: npt.NDArray[np.int64] = np.empty((3, 0), dtype=np.int64)
         self.floats: Float64Array = np.empty((8, 0), dtype=np.float64)
@@ -786,7 +786,31 @@ class _Workspace(threading.local):
         return self.events, self.pairs, self.floats, self.keys[:n_jets], self.flags[:n_jets]
 
 
-_WORKSPACE = _Workspace()
+class _Workspaces:
+    """The process's idle :class:`_Workspace` objects: a fill borrows one for the duration of
+    a kernel call, so concurrent fills never share buffers. They outlive the threads that
+    used them: the parallel paths make new thread pools for every run, and per-thread
+    buffers were allocated (and page-faulted, hundreds of ms of system time) anew each run.
+    There are never more of them than fills that ran at the same time. They belong to no
+    accumulator (accumulators are pickled and merged)."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Workspace] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[_Workspace]:
+        """An idle workspace (or a new one), returned when the block ends."""
+        with self._lock:
+            ws = self._idle.pop() if self._idle else _Workspace()
+        try:
+            yield ws
+        finally:
+            with self._lock:
+                self._idle.append(ws)
+
+
+_WORKSPACES = _Workspaces()
 
 
 # --------------------------------------------------------------------------- accumulation
@@ -825,9 +849,16 @@ class SelectionAccumulator:
 
     def fill(self, chunk: EventChunk, layout: EventLayout, config: SelectionConfig) -> None:
         """Run the fused selection kernel on one chunk, adding into these sums."""
-        c0, c1, c2, c3 = chunk.jets
+        c0 = chunk.jets[0]
         use_bits = (c0.dtype == np.float32 and layout.kinematics != "pxpypze"
                     and len(c0) <= _MAX_KEY_JETS)
+        with _WORKSPACES.borrow() as ws:
+            self._run_kernel(chunk, layout, config, use_bits, ws)
+        self.n_events += chunk.n_events
+
+    def _run_kernel(self, chunk: EventChunk, layout: EventLayout, config: SelectionConfig,
+                    use_bits: bool, ws: _Workspace) -> None:
+        c0, c1, c2, c3 = chunk.jets
         _kernel(
             chunk.offsets, c0, c1, c2, c3, layout.kinematics == "pxpypze",
             layout.energy_scale_to_gev, chunk.weights,
@@ -840,9 +871,8 @@ class SelectionAccumulator:
             config.njets_bins, float(config.njets_low), float(config.njets_high),
             self.mjj, self.njets, self.moments, self.cut_n, self.cut_w,
             c0.view(np.int32) if use_bits else _NO_BITS, use_bits,
-            *_WORKSPACE.buffers(len(chunk.offsets) - 1, len(c0) if use_bits else 0),
+            *ws.buffers(len(chunk.offsets) - 1, len(c0) if use_bits else 0),
         )
-        self.n_events += chunk.n_events
 
     def merged(self, other: SelectionAccumulator) -> SelectionAccumulator:
         """A new accumulator holding ``self + other`` (min/max combined)."""
