@@ -27,6 +27,7 @@ from recastkit.processing import SelectionResult, write_selection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eventfactory import make_events, write_flat
+from proctools import alive
 
 psutil = pytest.importorskip("psutil")
 
@@ -94,17 +95,6 @@ def long_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_flat(path, make_events(60_000, seed=11), n_baskets=60)
 
 
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 @pytest.fixture
 def run_select(long_sample: Path, tmp_path: Path) -> Iterator[
         tuple[subprocess.Popen[str], list[psutil.Process], Path]]:
@@ -130,7 +120,7 @@ def run_select(long_sample: Path, tmp_path: Path) -> Iterator[
         assert proc.poll() is None, "the run ended before the test could signal it"
         yield proc, workers, outdir
     finally:
-        for p in _alive([*workers, psutil.Process(proc.pid)] if proc.poll() is None
+        for p in alive([*workers, psutil.Process(proc.pid)] if proc.poll() is None
                         else workers):
             p.kill()
         proc.communicate()
@@ -142,9 +132,9 @@ def test_no_orphans_after_sigkill_of_the_main_process(run_select) -> None:  # ty
     proc.kill()
     proc.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while _alive(workers) and time.monotonic() < deadline:
+    while alive(workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _alive(workers) == [], "workers survived the main process"
+    assert alive(workers) == [], "workers survived the main process"
 
 
 @linux_only
@@ -161,7 +151,7 @@ def test_ctrl_c_stops_the_run_at_once_and_cleanly(run_select) -> None:  # type: 
     assert "Traceback" not in stderr
     assert elapsed < SIGINT_LIMIT_S, f"SIGINT to exit took {elapsed:.2f} s"
     assert list(outdir.iterdir()) == []  # no output, no temporary file
-    assert _alive(workers) == []
+    assert alive(workers) == []
 
 
 # ------------------------------------------------------------------------- output pairs

@@ -234,17 +234,23 @@ def test_fast_exp_builds_every_power_of_two_exactly():
     np.testing.assert_allclose([_exp_poly(v) for v in x], np.exp(x), rtol=5e-16, atol=0)
 
 
-def test_absurd_eta_does_not_stop_the_kernel():
-    # exp(-800) underflows to 0: the libm path divides by it (inf, no ZeroDivisionError)
-    pt = np.array([50.0, 40.0, 30.0, 20.0], dtype=np.float32)
-    eta = np.array([-800.0, 0.5, 0.1, -0.2], dtype=np.float32)
-    phi = np.array([0.0, 1.0, 2.0, -0.5], dtype=np.float32)
-    m = np.array([5.0, 3.0, 5.0, 3.0], dtype=np.float32)
-    chunk = EventChunk("mem", 0, 2, np.array([0, 2, 4], dtype=np.int64), (pt, eta, phi, m),
-                       np.array([2.0, 3.0]))
-    config = SelectionConfig(jet_abs_eta_max=2.5)
+_TWO_PAIR_MASSES = [5.0, 3.0, 5.0, 3.0]
+
+
+def _fill_two_pairs(pt, eta, phi, weights, config):
+    """Fill two events of two float32 jets each (masses :data:`_TWO_PAIR_MASSES`)."""
+    jets = tuple(np.array(a, dtype=np.float32) for a in (pt, eta, phi, _TWO_PAIR_MASSES))
+    chunk = EventChunk("mem", 0, 2, np.array([0, 2, 4], dtype=np.int64), jets,
+                       np.array(weights, dtype=np.float64))
     acc = SelectionAccumulator.empty(config)
     acc.fill(chunk, FLAT, config)
+    return acc
+
+
+def test_absurd_eta_does_not_stop_the_kernel():
+    # exp(-800) underflows to 0: the libm path divides by it (inf, no ZeroDivisionError)
+    acc = _fill_two_pairs([50.0, 40.0, 30.0, 20.0], [-800.0, 0.5, 0.1, -0.2],
+                          [0.0, 1.0, 2.0, -0.5], [2.0, 3.0], SelectionConfig(jet_abs_eta_max=2.5))
     assert acc.mjj[0, :, 0].sum() == 5.0  # both events have a raw m_jj (flow included)
     assert acc.mjj[1, :, 0].sum() == 3.0  # only the second passes |eta| < 2.5 twice
     assert list(acc.cut_n) == [2, 2, 2, 1]
@@ -255,12 +261,8 @@ def test_pairs_outside_the_fast_range_use_libm():
     pt = np.array([50.0, 40.0, 50.0, 40.0], dtype=np.float32)
     eta = np.array([21.0, -20.5, 0.3, -0.4], dtype=np.float32)
     phi = np.array([0.0, 1.0, 10.0, -0.5], dtype=np.float32)
-    m = np.array([5.0, 3.0, 5.0, 3.0], dtype=np.float32)
-    chunk = EventChunk("mem", 0, 2, np.array([0, 2, 4], dtype=np.int64), (pt, eta, phi, m),
-                       np.array([1.0, 1.0]))
-    config = SelectionConfig(mjj_high_gev=1e12)
-    acc = SelectionAccumulator.empty(config)
-    acc.fill(chunk, FLAT, config)
+    m = np.array(_TWO_PAIR_MASSES, dtype=np.float32)
+    acc = _fill_two_pairs(pt, eta, phi, [1.0, 1.0], SelectionConfig(mjj_high_gev=1e12))
 
     def mass(i, j):
         # m^2 = m1^2 + m2^2 + 2 (E1 E2 - pT1 pT2 cos(dphi) - pz1 pz2)

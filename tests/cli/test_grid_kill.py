@@ -22,6 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from proctools import alive
+
 pytestmark = pytest.mark.slow
 
 MASSES = [(m1, m2) for m1 in (300, 400, 500, 600, 700, 800) for m2 in (0, 100, 200, 250)]
@@ -47,17 +50,6 @@ def command(grid: Path, out: Path) -> list[str]:
 
 def complete_lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def marked(token: str) -> list[psutil.Process]:

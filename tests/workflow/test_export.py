@@ -331,6 +331,24 @@ def test_refused_specs_write_nothing(tmp_path: Path, changes: dict[str, Any],
     assert not out.exists()
 
 
+def _run_yadage(yadage_run: Path, local: Path, work: Path, timeout_s: float) -> Path:
+    """Run the exported workflow in ``local`` with yadage, every step as a local process (this
+    interpreter's recastkit); returns the work folder."""
+    steps = _load(local / "steps.yml")
+    for step in steps.values():
+        step["environment"] = {"environment_type": "localproc-env"}
+    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    proc = subprocess.run(
+        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
+         "-d", f"initdir={local}", "-b", "foregroundasync"],
+        cwd=local, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("RECASTKIT_RUN_YADAGE") != "1",
                     reason="runs 7 yadage steps (~50 s on 2 busy cores); set "
@@ -344,19 +362,7 @@ def test_exported_workflow_runs_with_yadage(tmp_path: Path) -> None:
     local = tmp_path / "wf"
     res = CliRunner().invoke(main, ["export", "yadage", str(spec), str(local), "--copy-inputs"])
     assert res.exit_code == 0, res.output
-    steps = _load(local / "steps.yml")
-    for step in steps.values():
-        step["environment"] = {"environment_type": "localproc-env"}
-    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
-         "-d", f"initdir={local}", "-b", "foregroundasync"],
-        cwd=local, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    work = _run_yadage(yadage_run, local, tmp_path / "work", timeout_s=240)
     limit = json.loads((work / "fit_SR" / "limit.json").read_text(encoding="utf-8"))
     assert limit["observed_mu"] > 0
     assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
@@ -387,19 +393,7 @@ def test_exported_demo_runs_with_yadage(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["export", "yadage", str(EXAMPLES / "demo" / "analysis.yml"),
                                     str(local)])
     assert res.exit_code == 0, res.output
-    steps = _load(local / "steps.yml")
-    for step in steps.values():
-        step["environment"] = {"environment_type": "localproc-env"}
-    (local / "steps.yml").write_text(yaml.safe_dump(steps), encoding="utf-8")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(yadage_run), str(work), "workflow.yml", "inputs.yml", "-t", str(local),
-         "-d", f"initdir={local}", "-b", "foregroundasync"],
-        cwd=local, env=env, capture_output=True, text=True, timeout=400, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    work = _run_yadage(yadage_run, local, tmp_path / "work", timeout_s=400)
     limit = json.loads((work / "fit" / "limit.json").read_text(encoding="utf-8"))
     assert limit["xsec_ref_fb"] == pytest.approx(44.837, rel=1e-9)
     assert [r["name"] for r in limit["settings"]["regions"]] == ["SR", "CR"]
